@@ -1,0 +1,154 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/bk-backup/bk/crypt"
+	"github.com/bk-backup/bk/repo/pack"
+)
+
+// restoreJob carries one data blob through the restore pipeline.
+type restoreJob struct {
+	id   crypt.ID
+	size int64
+	buf  *[]byte
+	data []byte
+	err  error
+	done chan struct{}
+}
+
+// RestoreStream writes the stream of snap to w. Every blob is verified
+// against its ID, and the whole stream against the snapshot's size and hash;
+// on any mismatch it returns an error naming the pack and blob (a *BlobError
+// matching ErrCorrupt). The caller must treat what it wrote as garbage then.
+func (r *Repository) RestoreStream(ctx context.Context, snap *Snapshot, w io.Writer, p *Progress) error {
+	if err := r.LoadIndex(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	workers := r.workers + 1
+	jobs := make(chan *restoreJob, workers)
+	order := make(chan *restoreJob, 2*workers+2)
+	bufs := sync.Pool{New: func() any { b := make([]byte, 0, r.chunkBufSize()); return &b }}
+
+	// Producer: walk the tree in stream order.
+	go func() {
+		defer close(jobs)
+		defer close(order)
+		err := r.walkTree(ctx, snap.Tree, -1, func(e TreeEntry) error {
+			j := &restoreJob{id: e.ID, size: e.Size, done: make(chan struct{})}
+			select {
+			case order <- j:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			select {
+			case jobs <- j:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		})
+		if err != nil {
+			cancel(fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err))
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var scratch []byte
+			for j := range jobs {
+				j.buf = bufs.Get().(*[]byte)
+				j.data, scratch, j.err = r.loadBlob(ctx, pack.DataBlob, j.id, *j.buf, scratch)
+				if j.err == nil && int64(len(j.data)) != j.size {
+					loc, _ := r.idx.Lookup(j.id)
+					j.err = &BlobError{Pack: loc.Pack.ID, Blob: j.id,
+						Err: corrupt(nil, "blob has %d bytes, the tree says %d", len(j.data), j.size)}
+				}
+				close(j.done)
+			}
+		}()
+	}
+	defer wg.Wait()
+
+	hasher := r.key.NewIDHasher()
+	var n int64
+	for j := range order {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		if j.err != nil {
+			cancel(j.err)
+			return j.err
+		}
+		if _, err := w.Write(j.data); err != nil {
+			err = fmt.Errorf("write restored stream: %w", err)
+			cancel(err)
+			return err
+		}
+		hasher.Write(j.data)
+		n += int64(len(j.data))
+		p.addBytes(int64(len(j.data)))
+		*j.buf = j.data[:0]
+		bufs.Put(j.buf)
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	var sum crypt.ID
+	copy(sum[:], hasher.Sum(nil))
+	if n != snap.Size {
+		return corrupt(nil, "snapshot %s: restored %d bytes, the snapshot recorded %d", snap.ID.Short(), n, snap.Size)
+	}
+	if sum != snap.StreamHash {
+		return corrupt(nil, "snapshot %s: the restored stream does not match the recorded stream hash", snap.ID.Short())
+	}
+	return nil
+}
+
+// walkTree calls fn for every data blob under the tree node id, in stream
+// order. level is the level the node must have, or -1 for the root.
+func (r *Repository) walkTree(ctx context.Context, id crypt.ID, level int, fn func(TreeEntry) error) error {
+	lvl, entries, err := r.loadTree(ctx, id, level)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if lvl == 0 {
+			err = fn(e)
+		} else {
+			err = r.walkTree(ctx, e.ID, lvl-1, fn)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadTree reads and decodes one tree node, which must have the given level
+// (-1: any).
+func (r *Repository) loadTree(ctx context.Context, id crypt.ID, level int) (int, []TreeEntry, error) {
+	plain, err := r.LoadBlob(ctx, pack.TreeBlob, id, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	lvl, entries, err := DecodeTree(plain)
+	if err != nil {
+		return 0, nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	if level >= 0 && lvl != level {
+		return 0, nil, corrupt(nil, "tree %s has level %d, want %d", id.Short(), lvl, level)
+	}
+	return lvl, entries, nil
+}
