@@ -41,6 +41,7 @@ func pgRun(t testing.TB, stdin []byte, prog string, args ...string) string {
 // the test ends.
 func createDB(t testing.TB, role string) string {
 	t.Helper()
+	testenv.LockServer(t, "postgres", false)
 	name := fmt.Sprintf("bk_e2e_%s_%d", role, time.Now().UnixNano())
 	pgRun(t, nil, "createdb", "-T", "template0", name)
 	t.Cleanup(func() { pgRun(t, nil, "dropdb", "--if-exists", "--force", name) })
@@ -159,7 +160,12 @@ func TestE2EPostgresAll(t *testing.T) {
 	for _, prog := range []string{"pg_dump", "pg_dumpall", "psql", "createdb", "dropdb"} {
 		testenv.RequireCommand(t, prog)
 	}
-	db := createDB(t, "all")
+	// No other test may create or drop a database while this one lists
+	// them all; it creates its own without the shared lock createDB takes.
+	testenv.LockServer(t, "postgres", true)
+	db := fmt.Sprintf("bk_e2e_all_%d", time.Now().UnixNano())
+	pgRun(t, nil, "createdb", "-T", "template0", db)
+	t.Cleanup(func() { pgRun(t, nil, "dropdb", "--if-exists", "--force", db) })
 	r := newRepo(t)
 	var res []snapshotResult
 	decodeJSON(t, r.must(nil, "snapshot", "postgres://postgres@127.0.0.1:5432/*", "--json").stdout, &res)

@@ -51,6 +51,7 @@ func tempDB(t testing.TB, name string) string {
 			t.Logf("drop %s: %v\n%s", name, err, out)
 		}
 	}
+	testenv.LockServer(t, "postgres", false)
 	drop()
 	t.Cleanup(drop)
 	return name

@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -49,4 +51,28 @@ func RequireCommand(t testing.TB, name string) string {
 	}
 	t.Skipf("%s; skipping (set %s=1 to fail instead)", msg, RequireEnv)
 	return ""
+}
+
+// LockServer serialises tests, across the test binaries that `go test ./...`
+// runs in parallel, that depend on the list of databases of one shared
+// server. Tests that create or drop databases take a shared lock; a test that
+// enumerates every database (postgres://host/*) takes the exclusive lock so
+// that no database appears or vanishes under it. The lock is an flock on a
+// file in the temporary directory, released when the test ends.
+func LockServer(t testing.TB, server string, exclusive bool) {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), "bk-test-"+server+".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Fatalf("lock %s: %v", server, err)
+	}
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		_ = f.Close()
+		t.Fatalf("lock %s: %v", server, err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
 }
