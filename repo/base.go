@@ -48,13 +48,14 @@ type headAt struct {
 	i    int32
 }
 
-// previousStream loads the chunk list of snap, the newest earlier snapshot
-// of the same source. It returns nil when the list is too large.
-func (r *Repository) previousStream(ctx context.Context, snap *Snapshot) (*prevStream, error) {
-	p := &prevStream{snapshot: snap.ID}
+// previousStream loads the chunk list of the stream with tree root of
+// snapshot snap, the newest earlier snapshot of the same source. It returns
+// nil when the list is too large.
+func (r *Repository) previousStream(ctx context.Context, snap, root crypt.ID) (*prevStream, error) {
+	p := &prevStream{snapshot: snap}
 	var heads []headAt
 	var off int64
-	err := r.walkTree(ctx, snap.Tree, -1, func(e TreeEntry) error {
+	err := r.walkTree(ctx, root, -1, func(e TreeEntry) error {
 		if len(p.ids) >= maxPrevChunks {
 			return errStop
 		}
@@ -71,7 +72,7 @@ func (r *Repository) previousStream(ctx context.Context, snap *Snapshot) (*prevS
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the previous snapshot %s for delta bases: %w", snap.ID.Short(), err)
+		return nil, fmt.Errorf("read the previous snapshot %s for delta bases: %w", snap.Short(), err)
 	}
 	p.byID = make([]int32, len(p.ids))
 	for i := range p.byID {

@@ -21,10 +21,18 @@ type streamStats struct {
 	root   crypt.ID
 	size   int64
 	chunks int64
-	hash   crypt.ID
 }
 
-// chunkJob carries one chunk through the pipeline.
+// partStats describes one part of a stream written by streamWriter.write:
+// the whole stream of a stream snapshot, or one file of a tree snapshot.
+type partStats struct {
+	size   int64
+	chunks int64
+	hash   crypt.ID // keyed BLAKE3 of the part's bytes
+}
+
+// chunkJob carries one chunk, a known chunk or a part marker through the
+// pipeline.
 type chunkJob struct {
 	buf  *[]byte
 	data []byte
@@ -33,165 +41,257 @@ type chunkJob struct {
 	base crypt.ID
 	alt  crypt.ID // a second base candidate: the base of the chunk before
 	done chan struct{}
+
+	known bool           // a chunk already stored, of size bytes; data is nil
+	size  int64          // the size of a known chunk
+	mark  chan partStats // non-nil: the end of a part
 }
 
-// writeStream runs the pipeline:
+// streamWriter writes one stream of chunks through a session. Parts are
+// appended with write (read and chunked; each part ends on a chunk
+// boundary) or appendKnown (chunks already stored, not read again).
+// Several streamWriters may share one session. The pipeline:
 //
-//  1. this goroutine reads and chunks the stream;
+//  1. the caller's goroutine reads and chunks each part;
 //  2. hash workers compute each chunk's ID and head fingerprint;
-//  3. the collector takes chunks in stream order: it hashes the stream,
+//  3. the collector takes chunks in stream order: it hashes the part,
 //     builds the tree, decides which chunks are new and picks their delta
 //     bases (which needs the order);
 //  4. encode workers delta-code or compress the new chunks and seal them
 //     into packs, which the session's uploaders store.
 //
 // Every stage is bounded, so memory does not grow with the stream.
-func (s *session) writeStream(rd io.Reader, allowEmpty bool) (streamStats, error) {
+type streamWriter struct {
+	s    *session
+	prev *prevStream // the previous version of this stream, for delta bases
+
+	hashJobs, encJobs, order chan *chunkJob
+	bufs                     sync.Pool
+	hashWG, encWG            sync.WaitGroup
+	collected                chan error
+	st                       streamStats
+	closed                   bool
+}
+
+// newStream starts the pipeline of one stream. prev may be nil.
+func (s *session) newStream(prev *prevStream) *streamWriter {
 	r := s.r
 	workers := r.workers
-	hashJobs := make(chan *chunkJob, workers)
-	encJobs := make(chan *chunkJob, workers)
-	order := make(chan *chunkJob, 2*workers+2)
-	bufs := sync.Pool{New: func() any { b := make([]byte, 0, r.chunkBufSize()); return &b }}
-	release := func(j *chunkJob) {
-		*j.buf = j.data[:0]
-		bufs.Put(j.buf)
-	}
-
-	var hashWG, encWG sync.WaitGroup
+	w := &streamWriter{s: s, prev: prev,
+		hashJobs: make(chan *chunkJob, workers), encJobs: make(chan *chunkJob, workers),
+		order: make(chan *chunkJob, 2*workers+2), collected: make(chan error, 1)}
+	w.bufs.New = func() any { b := make([]byte, 0, r.chunkBufSize()); return &b }
 	for range workers {
-		hashWG.Add(1)
-		go func() {
-			defer hashWG.Done()
-			for j := range hashJobs {
-				if s.ctx.Err() == nil {
-					j.id = r.key.BlobID(j.data)
-					j.head = r.headOf(j.data)
-				}
-				close(j.done)
-			}
-		}()
-		encWG.Add(1)
-		go func() {
-			defer encWG.Done()
-			w := &deltaWork{}
-			for j := range encJobs {
-				if s.ctx.Err() != nil {
-					continue
-				}
-				enc, base, data := s.encodeNew(w, j.data, j.base, j.alt)
-				if err := s.store(pack.DataBlob, enc, j.id, base, data, len(j.data)); err != nil {
-					s.fail(err)
-				}
-				release(j)
-			}
-		}()
+		w.hashWG.Add(1)
+		go w.hashWorker()
+		w.encWG.Add(1)
+		go w.encodeWorker()
 	}
+	go w.collect()
+	return w
+}
 
-	var st streamStats
-	collected := make(chan error, 1)
-	go func() {
-		defer close(encJobs)
-		hasher := r.key.NewIDHasher()
-		tb := &treeBuilder{save: func(plain []byte) (crypt.ID, error) {
-			id := r.key.BlobID(plain)
-			return id, s.saveBlob(pack.TreeBlob, id, plain)
-		}}
-		var err error
-		var off int64
-		var lastBase crypt.ID
-		for j := range order {
-			if err != nil {
-				continue // drain after a failure
+func (w *streamWriter) release(j *chunkJob) {
+	*j.buf = j.data[:0]
+	w.bufs.Put(j.buf)
+}
+
+func (w *streamWriter) hashWorker() {
+	defer w.hashWG.Done()
+	r := w.s.r
+	for j := range w.hashJobs {
+		if w.s.ctx.Err() == nil {
+			j.id = r.key.BlobID(j.data)
+			j.head = r.headOf(j.data)
+		}
+		close(j.done)
+	}
+}
+
+func (w *streamWriter) encodeWorker() {
+	defer w.encWG.Done()
+	s := w.s
+	dw := &deltaWork{}
+	for j := range w.encJobs {
+		if s.ctx.Err() != nil {
+			continue
+		}
+		enc, base, data := s.encodeNew(dw, j.data, j.base, j.alt)
+		if err := s.store(pack.DataBlob, enc, j.id, base, data, len(j.data)); err != nil {
+			s.fail(err)
+		}
+		w.release(j)
+	}
+}
+
+// collect runs the ordered stage until order is closed.
+func (w *streamWriter) collect() {
+	s, r := w.s, w.s.r
+	defer close(w.encJobs)
+	hasher := r.key.NewIDHasher()
+	var part partStats
+	tb := &treeBuilder{save: func(plain []byte) (crypt.ID, error) {
+		id := r.key.BlobID(plain)
+		return id, s.saveBlob(pack.TreeBlob, id, plain)
+	}}
+	var err error
+	var off int64
+	var lastBase crypt.ID
+	for j := range w.order {
+		if j.mark != nil {
+			if err == nil {
+				copy(part.hash[:], hasher.Sum(nil))
+				j.mark <- part
+			}
+			close(j.mark)
+			hasher.Reset()
+			part = partStats{}
+			continue
+		}
+		if err != nil {
+			continue // drain after a failure
+		}
+		select {
+		case <-j.done:
+		case <-s.ctx.Done():
+			err = s.err()
+			continue
+		}
+		if err = s.ctx.Err(); err != nil {
+			err = s.err()
+			continue
+		}
+		size := j.size
+		if !j.known {
+			size = int64(len(j.data))
+			hasher.Write(j.data)
+		}
+		part.size += size
+		part.chunks++
+		w.st.chunks++
+		w.st.size += size
+		s.noteCurrent(j.id)
+		if !j.known && s.claim(j.id) {
+			if w.prev != nil {
+				j.base = w.prev.base(off, size, j.head)
+				if lastBase != j.base {
+					j.alt = lastBase
+				}
+				lastBase = j.base
 			}
 			select {
-			case <-j.done:
+			case w.encJobs <- j:
 			case <-s.ctx.Done():
 				err = s.err()
-				continue
 			}
-			if err = s.ctx.Err(); err != nil {
-				err = s.err()
-				continue
+		} else {
+			if w.prev != nil {
+				w.prev.seen(j.id, off, size)
 			}
-			size := int64(len(j.data))
-			hasher.Write(j.data)
-			st.chunks++
-			if s.current != nil {
-				s.current[j.id] = struct{}{}
-			}
-			if s.claim(j.id) {
-				if s.prev != nil {
-					j.base = s.prev.base(off, size, j.head)
-					if lastBase != j.base {
-						j.alt = lastBase
-					}
-					lastBase = j.base
-				}
-				select {
-				case encJobs <- j:
-				case <-s.ctx.Done():
-					err = s.err()
-				}
-			} else {
-				if s.prev != nil {
-					s.prev.seen(j.id, off, size)
-				}
-				release(j)
-			}
-			off += size
-			if err == nil {
-				err = tb.add(0, TreeEntry{ID: j.id, Size: size, Head: j.head})
-			}
-			if err != nil {
-				s.fail(err)
+			if !j.known {
+				w.release(j)
 			}
 		}
-		if err == nil && s.ctx.Err() == nil {
-			st.root, err = tb.finish()
-			copy(st.hash[:], hasher.Sum(nil))
+		off += size
+		if err == nil {
+			err = tb.add(0, TreeEntry{ID: j.id, Size: size, Head: j.head})
 		}
-		collected <- err
-	}()
+		if err != nil {
+			s.fail(err)
+		}
+	}
+	if err == nil && s.ctx.Err() == nil {
+		w.st.root, err = tb.finish()
+	}
+	w.collected <- err
+}
 
-	sp := chunk.NewSplitter(rd, r.cfg.Chunker)
-	var readErr error
+// write appends everything rd yields as one part of the stream, ending on a
+// chunk boundary. It returns once rd is read; the part's statistics arrive
+// on the returned channel when the collector has hashed it (the channel is
+// closed without a value if the session fails first). An error reading rd
+// fails the session.
+func (w *streamWriter) write(rd io.Reader) (<-chan partStats, error) {
+	s := w.s
+	sp := chunk.NewSplitter(rd, s.r.cfg.Chunker)
 	for s.ctx.Err() == nil {
-		bp := bufs.Get().(*[]byte)
+		bp := w.bufs.Get().(*[]byte)
 		data, err := sp.Next((*bp)[:0])
 		if err == io.EOF {
+			w.bufs.Put(bp)
 			break
 		}
 		if err != nil {
-			readErr = fmt.Errorf("read stream: %w", err)
-			break
+			w.bufs.Put(bp)
+			err = fmt.Errorf("read stream: %w", err)
+			s.fail(err)
+			return nil, err
 		}
 		*bp = data[:0]
-		st.size += int64(len(data))
 		s.progress.addBytes(int64(len(data)))
 		j := &chunkJob{buf: bp, data: data, done: make(chan struct{})}
-		order <- j // the collector drains order even after a failure
+		w.order <- j // the collector drains order even after a failure
 		select {
-		case hashJobs <- j:
+		case w.hashJobs <- j:
 		case <-s.ctx.Done():
 		}
 	}
-	if readErr == nil && st.size == 0 && !allowEmpty && s.ctx.Err() == nil {
-		readErr = fmt.Errorf("the stream has 0 bytes (pass --allow-empty to store an empty stream): %w", ErrEmpty)
-	}
-	if readErr != nil {
-		s.fail(readErr)
-	}
-	close(hashJobs)
-	close(order)
-	hashWG.Wait()
-	err := <-collected
-	encWG.Wait()
-	if err != nil {
-		return st, err
-	}
 	if err := s.err(); err != nil {
-		return st, err
+		return nil, err
 	}
-	return st, nil
+	mark := make(chan partStats, 1)
+	w.order <- &chunkJob{mark: mark}
+	return mark, nil
+}
+
+// appendKnown appends chunks the repository stores already, without reading
+// them; the caller knows their content. They take part in delta alignment.
+func (w *streamWriter) appendKnown(entries []TreeEntry) {
+	closed := make(chan struct{})
+	close(closed)
+	for _, e := range entries {
+		w.s.progress.addBytes(e.Size)
+		w.order <- &chunkJob{id: e.ID, head: e.Head, known: true, size: e.Size, done: closed}
+	}
+}
+
+// close ends the stream and returns its tree root and totals. It must be
+// called once, after the last write.
+func (w *streamWriter) close() (streamStats, error) {
+	if w.closed {
+		return w.st, fmt.Errorf("stream closed twice")
+	}
+	w.closed = true
+	close(w.hashJobs)
+	close(w.order)
+	w.hashWG.Wait()
+	err := <-w.collected
+	w.encWG.Wait()
+	if err == nil {
+		err = w.s.err()
+	}
+	return w.st, err
+}
+
+// writeStream stores everything rd yields as one stream and returns its
+// tree root, size, chunk count and keyed hash.
+func (s *session) writeStream(rd io.Reader, prev *prevStream, allowEmpty bool) (streamStats, crypt.ID, error) {
+	w := s.newStream(prev)
+	mark, err := w.write(rd)
+	var part partStats
+	if err == nil {
+		var ok bool
+		if part, ok = <-mark; !ok {
+			err = s.err()
+		}
+	}
+	if err == nil && part.size == 0 && !allowEmpty {
+		err = fmt.Errorf("the stream has 0 bytes (pass --allow-empty to store an empty stream): %w", ErrEmpty)
+		s.fail(err)
+	}
+	st, cerr := w.close()
+	if err == nil {
+		err = cerr
+	}
+	return st, part.hash, err
 }

@@ -83,24 +83,22 @@ func (r *Repository) SnapshotStream(ctx context.Context, rd io.Reader, opts Snap
 	}
 	s := r.newSession(ctx, opts.Progress)
 	var parent *crypt.ID
+	var prev *prevStream
 	if r.cfg.Delta.Enabled && !opts.NoDelta && lastUsable != nil {
-		prev, err := r.previousStream(ctx, lastUsable)
+		prev, err = r.previousStream(ctx, lastUsable.ID, lastUsable.Tree)
 		if err != nil {
 			s.abort()
 			return nil, err
 		}
 		if prev != nil {
-			s.prev, parent = prev, &prev.snapshot
+			parent = &prev.snapshot
 		}
 	}
-	if r.opts.CacheDir != "" {
-		var err error
-		if s.cache, err = r.baseCache(opts.Name, opts.Host); err != nil {
-			return nil, err
-		}
-		s.current = map[crypt.ID]struct{}{}
+	if err := s.openCache(opts.Name, opts.Host); err != nil {
+		s.abort()
+		return nil, err
 	}
-	st, err := s.writeStream(rd, opts.AllowEmpty)
+	st, hash, err := s.writeStream(rd, prev, opts.AllowEmpty)
 	if ferr := s.finish(); err == nil {
 		err = ferr
 	}
@@ -121,18 +119,51 @@ func (r *Repository) SnapshotStream(ctx context.Context, rd io.Reader, opts Snap
 	}
 	snap := &Snapshot{Time: start.UTC(), Host: opts.Host, Username: opts.Username, Name: opts.Name, Status: status,
 		Manifest: manifest, Duration: time.Since(began).Seconds(),
-		Tags: opts.Tags, Kind: "stream", Tree: st.root, Size: st.size, StreamHash: st.hash,
+		Tags: opts.Tags, Kind: "stream", Tree: st.root, Size: st.size, StreamHash: hash,
 		Chunks: st.chunks, AddedBytes: s.addedBytes.Load(), AddedBlobs: s.addedBlobs.Load(),
 		AddedDeltas: s.addedDeltas.Load(), DeltaBase: parent, Command: opts.Command, Program: opts.Program}
 	if err := r.SaveSnapshot(ctx, snap); err != nil {
 		return nil, err
 	}
-	if s.cache != nil {
-		// Keep exactly this snapshot's chunks: tomorrow's bases. The cache
-		// is an optimisation; failing to trim it does not fail the snapshot.
-		_ = s.cache.Retain(func(id crypt.ID) bool { _, ok := s.current[id]; return ok })
-	}
+	s.retainCache()
 	return snap, nil
+}
+
+// openCache opens the base cache of the source the session writes, for
+// repositories that have one (not local ones).
+func (s *session) openCache(name, host string) error {
+	if s.r.opts.CacheDir == "" {
+		return nil
+	}
+	var err error
+	if s.cache, err = s.r.baseCache(name, host); err != nil {
+		return err
+	}
+	s.current = map[crypt.ID]struct{}{}
+	return nil
+}
+
+// noteCurrent records that the snapshot being written uses chunk id, so the
+// base cache keeps it.
+func (s *session) noteCurrent(id crypt.ID) {
+	if s.cache == nil {
+		return
+	}
+	s.curMu.Lock()
+	s.current[id] = struct{}{}
+	s.curMu.Unlock()
+}
+
+// retainCache trims the base cache to exactly this snapshot's chunks:
+// tomorrow's bases. The cache is an optimisation; failing to trim it does
+// not fail the snapshot.
+func (s *session) retainCache() {
+	if s.cache == nil {
+		return
+	}
+	s.curMu.Lock()
+	defer s.curMu.Unlock()
+	_ = s.cache.Retain(func(id crypt.ID) bool { _, ok := s.current[id]; return ok })
 }
 
 // baseCache opens the local cache of delta bases of one source.
@@ -151,9 +182,9 @@ type session struct {
 	r        *Repository
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
-	prev     *prevStream // the previous snapshot of the source, for delta bases
 	cache    *blobcache.Cache
-	current  map[crypt.ID]struct{} // chunks of this stream, when cache is set
+	curMu    sync.Mutex
+	current  map[crypt.ID]struct{} // chunks of this snapshot, when cache is set
 	progress *Progress
 
 	mu       sync.Mutex // guards inflight and its consistency with r.idx
