@@ -514,7 +514,12 @@ func (c *checker) walk(ctx context.Context, detect bool) error {
 	for _, s := range c.snaps {
 		g.Go(func() error {
 			w := &walker{c: c, snap: s, detect: detect}
-			return w.tree(gctx, s.Tree, -1)
+			for _, root := range s.roots() {
+				if err := w.tree(gctx, root, -1); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	}
 	return g.Wait()

@@ -17,6 +17,8 @@ var (
 	ErrLocked = errors.New("repository is locked")
 	// ErrNewerFormat means the repository was written by a newer bk.
 	ErrNewerFormat = errors.New("repository format is newer than this bk")
+	// ErrNotStream means a directory snapshot was asked for as one stream.
+	ErrNotStream = errors.New("not a stream snapshot")
 	// ErrEmpty means a stream had no bytes and empty streams were not allowed.
 	ErrEmpty = errors.New("stream is empty")
 	// ErrShrunk means a stream shrank to less than half of the previous good

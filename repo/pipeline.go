@@ -244,8 +244,9 @@ func (w *streamWriter) write(rd io.Reader) (<-chan partStats, error) {
 	return mark, nil
 }
 
-// appendKnown appends chunks the repository stores already, without reading
-// them; the caller knows their content. They take part in delta alignment.
+// appendKnown appends, as one part, chunks the repository stores already,
+// without reading them; the caller knows their content. They take part in
+// delta alignment.
 func (w *streamWriter) appendKnown(entries []TreeEntry) {
 	closed := make(chan struct{})
 	close(closed)
@@ -253,6 +254,7 @@ func (w *streamWriter) appendKnown(entries []TreeEntry) {
 		w.s.progress.addBytes(e.Size)
 		w.order <- &chunkJob{id: e.ID, head: e.Head, known: true, size: e.Size, done: closed}
 	}
+	w.order <- &chunkJob{mark: make(chan partStats, 1)}
 }
 
 // close ends the stream and returns its tree root and totals. It must be

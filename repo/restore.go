@@ -18,6 +18,7 @@ type restoreJob struct {
 	data []byte
 	err  error
 	done chan struct{}
+	node *Node // RestoreTree: a node marker, not a blob
 }
 
 // RestoreStream writes the stream of snap to w. Every blob is verified
@@ -25,6 +26,9 @@ type restoreJob struct {
 // on any mismatch it returns an error naming the pack and blob (a *BlobError
 // matching ErrCorrupt). The caller must treat what it wrote as garbage then.
 func (r *Repository) RestoreStream(ctx context.Context, snap *Snapshot, w io.Writer, p *Progress) error {
+	if snap.Kind == KindTree {
+		return fmt.Errorf("snapshot %s is a directory tree: restore it to a directory (--target): %w", snap.ID.Short(), ErrNotStream)
+	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return err
 	}
@@ -64,17 +68,7 @@ func (r *Repository) RestoreStream(ctx context.Context, snap *Snapshot, w io.Wri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var scratch []byte
-			for j := range jobs {
-				j.buf = bufs.Get().(*[]byte)
-				j.data, scratch, j.err = r.loadBlob(ctx, pack.DataBlob, j.id, *j.buf, scratch)
-				if j.err == nil && int64(len(j.data)) != j.size {
-					loc, _ := r.idx.Lookup(j.id)
-					j.err = &BlobError{Pack: loc.Pack.ID, Blob: j.id,
-						Err: corrupt(nil, "blob has %d bytes, the tree says %d", len(j.data), j.size)}
-				}
-				close(j.done)
-			}
+			r.fetchBlobs(ctx, jobs, &bufs)
 		}()
 	}
 	defer wg.Wait()

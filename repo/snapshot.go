@@ -20,20 +20,33 @@ const SnapshotVersion = 1
 
 // Snapshot records one stored stream (FORMAT.md §9).
 type Snapshot struct {
-	ID         crypt.ID  `json:"-"`
-	Version    int       `json:"version"`
-	Time       time.Time `json:"time"`
-	Host       string    `json:"host"`
-	Username   string    `json:"username,omitempty"`
-	Name       string    `json:"name"`
-	Tags       []string  `json:"tags,omitempty"`
-	Kind       string    `json:"kind"`
-	Tree       crypt.ID  `json:"tree"`
-	Size       int64     `json:"size"`
-	StreamHash crypt.ID  `json:"stream_hash"`
-	Chunks     int64     `json:"chunks"`
-	AddedBytes int64     `json:"added_bytes"`
-	AddedBlobs int64     `json:"added_blobs"`
+	ID       crypt.ID  `json:"-"`
+	Version  int       `json:"version"`
+	Time     time.Time `json:"time"`
+	Host     string    `json:"host"`
+	Username string    `json:"username,omitempty"`
+	Name     string    `json:"name"`
+	Tags     []string  `json:"tags,omitempty"`
+	// Kind is KindStream or KindTree.
+	Kind string `json:"kind"`
+	// Tree is the root of the stream's tree; for a directory snapshot, of
+	// the content stream (every file's bytes, in catalogue order).
+	Tree crypt.ID `json:"tree"`
+	// Size is the stream's size, or the total of a directory's files.
+	Size int64 `json:"size"`
+	// StreamHash is the keyed hash of the stream, or of the catalogue.
+	StreamHash crypt.ID `json:"stream_hash"`
+	// Catalog is the root of a directory snapshot's catalogue stream
+	// (FORMAT.md §7.1), CatalogSize its size in bytes.
+	Catalog     *crypt.ID `json:"catalog,omitempty"`
+	CatalogSize int64     `json:"catalog_size,omitempty"`
+	// Nodes counts a directory snapshot's entries; UnchangedFiles the files
+	// taken from the previous snapshot without reading them.
+	Nodes          int64 `json:"nodes,omitempty"`
+	UnchangedFiles int64 `json:"unchanged_files,omitempty"`
+	Chunks         int64 `json:"chunks"`
+	AddedBytes     int64 `json:"added_bytes"`
+	AddedBlobs     int64 `json:"added_blobs"`
 	// AddedDeltas counts the added blobs stored as deltas.
 	AddedDeltas int64 `json:"added_deltas,omitempty"`
 	// DeltaBase is the snapshot whose chunks served as delta bases.
@@ -55,6 +68,15 @@ const (
 	StatusSuspicious = "suspicious"
 	StatusBroken     = "broken"
 )
+
+// roots returns the tree roots of the snapshot's streams: the stream, or
+// the content and catalogue of a directory tree.
+func (s *Snapshot) roots() []crypt.ID {
+	if s.Catalog != nil {
+		return []crypt.ID{s.Tree, *s.Catalog}
+	}
+	return []crypt.ID{s.Tree}
+}
 
 // HasTag reports whether the snapshot carries tag.
 func (s *Snapshot) HasTag(tag string) bool { return slices.Contains(s.Tags, tag) }

@@ -14,7 +14,12 @@ import (
 // set, and the walk goes on where it can: a missing tree blob hides its
 // subtree, so fn sees it but not its children. LoadIndex must have run.
 func (r *Repository) SnapshotBlobs(ctx context.Context, snap *Snapshot, fn func(t pack.BlobType, id crypt.ID, missing bool) error) error {
-	return r.walkBlobs(ctx, snap.Tree, -1, fn)
+	for _, root := range snap.roots() {
+		if err := r.walkBlobs(ctx, root, -1, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Repository) walkBlobs(ctx context.Context, id crypt.ID, level int, fn func(pack.BlobType, crypt.ID, bool) error) error {

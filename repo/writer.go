@@ -66,21 +66,11 @@ func (r *Repository) SnapshotStream(ctx context.Context, rd io.Reader, opts Snap
 	if start.IsZero() {
 		start = began
 	}
-	earlier, err := r.Snapshots(ctx, Filter{Name: opts.Name, Host: opts.Host})
+	h, err := r.sourceHistory(ctx, opts.Name, opts.Host)
 	if err != nil {
 		return nil, err
 	}
-	// The newest earlier snapshot that is not broken gives the delta bases;
-	// the newest good one is the yardstick for a suspicious shrink.
-	var lastUsable, lastGood *Snapshot
-	for _, e := range earlier {
-		if e.Status != StatusBroken {
-			lastUsable = e
-		}
-		if e.Status == "" {
-			lastGood = e
-		}
-	}
+	lastUsable := h.lastUsable
 	s := r.newSession(ctx, opts.Progress)
 	var parent *crypt.ID
 	var prev *prevStream
@@ -105,28 +95,63 @@ func (r *Repository) SnapshotStream(ctx context.Context, rd io.Reader, opts Snap
 	if err != nil {
 		return nil, err
 	}
-	var manifest json.RawMessage
-	if opts.Manifest != nil {
-		manifest = opts.Manifest()
-	}
-	status := ""
-	if lastGood != nil && st.size < lastGood.Size/2 {
-		if opts.FailOnShrink {
-			return nil, fmt.Errorf("the stream has %d bytes, less than half of the %d bytes of snapshot %s: %w",
-				st.size, lastGood.Size, lastGood.ID.Short(), ErrShrunk)
-		}
-		status = StatusSuspicious
-	}
-	snap := &Snapshot{Time: start.UTC(), Host: opts.Host, Username: opts.Username, Name: opts.Name, Status: status,
-		Manifest: manifest, Duration: time.Since(began).Seconds(),
-		Tags: opts.Tags, Kind: "stream", Tree: st.root, Size: st.size, StreamHash: hash,
+	snap := &Snapshot{Time: start.UTC(), Host: opts.Host, Username: opts.Username, Name: opts.Name,
+		Duration: time.Since(began).Seconds(), Tags: opts.Tags, Kind: KindStream, Tree: st.root, Size: st.size, StreamHash: hash,
 		Chunks: st.chunks, AddedBytes: s.addedBytes.Load(), AddedBlobs: s.addedBlobs.Load(),
 		AddedDeltas: s.addedDeltas.Load(), DeltaBase: parent, Command: opts.Command, Program: opts.Program}
-	if err := r.SaveSnapshot(ctx, snap); err != nil {
+	if err := r.saveNew(ctx, snap, h, opts); err != nil {
 		return nil, err
 	}
 	s.retainCache()
 	return snap, nil
+}
+
+// Snapshot kinds.
+const (
+	// KindStream is one stream: a dump.
+	KindStream = "stream"
+	// KindTree is a directory tree: a content stream and a catalogue.
+	KindTree = "tree"
+)
+
+// history is what the earlier snapshots of a source tell a new one.
+type history struct {
+	// lastUsable, the newest earlier snapshot that is not broken, gives
+	// the delta bases; lastGood is the yardstick for a suspicious shrink.
+	lastUsable, lastGood *Snapshot
+}
+
+func (r *Repository) sourceHistory(ctx context.Context, name, host string) (history, error) {
+	earlier, err := r.Snapshots(ctx, Filter{Name: name, Host: host})
+	if err != nil {
+		return history{}, err
+	}
+	var h history
+	for _, e := range earlier {
+		if e.Status != StatusBroken {
+			h.lastUsable = e
+		}
+		if e.Status == "" {
+			h.lastGood = e
+		}
+	}
+	return h, nil
+}
+
+// saveNew sets the status and manifest of a new snapshot and saves it, or
+// fails with ErrShrunk when the options say so.
+func (r *Repository) saveNew(ctx context.Context, snap *Snapshot, h history, opts SnapshotOptions) error {
+	if opts.Manifest != nil {
+		snap.Manifest = opts.Manifest()
+	}
+	if g := h.lastGood; g != nil && snap.Size < g.Size/2 {
+		if opts.FailOnShrink {
+			return fmt.Errorf("the %s has %d bytes, less than half of the %d bytes of snapshot %s: %w",
+				snap.Kind, snap.Size, g.Size, g.ID.Short(), ErrShrunk)
+		}
+		snap.Status = StatusSuspicious
+	}
+	return r.SaveSnapshot(ctx, snap)
 }
 
 // openCache opens the base cache of the source the session writes, for
@@ -410,4 +435,11 @@ func (s *session) finish() error {
 		return err
 	}
 	return nil
+}
+
+// has reports whether the repository stores blob id.
+func (s *session) has(id crypt.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r.idx.Has(id)
 }
