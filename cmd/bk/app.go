@@ -75,7 +75,7 @@ BK_PASSWORD_COMMAND, or a prompt on a terminal. It is never read from argv.`,
 
 	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.restoreCommand(),
 		a.keyCommand(), a.unlockCommand(), a.catCommand(), a.versionCommand(),
-		a.checkCommand(), a.repairCommand(), a.forgetCommand(), a.pruneCommand())
+		a.checkCommand(), a.repairCommand(), a.forgetCommand(), a.pruneCommand(), a.lsCommand())
 	usageArgs(root)
 	return root
 }

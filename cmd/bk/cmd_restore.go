@@ -24,6 +24,7 @@ type restoreResult struct {
 	Name     string  `json:"name"`
 	Bytes    int64   `json:"bytes"`
 	Target   string  `json:"target,omitempty"`
+	Files    int64   `json:"files,omitempty"` // files of a directory snapshot
 	Duration float64 `json:"duration_seconds"`
 }
 
@@ -34,9 +35,10 @@ func (a *app) restoreCommand() *cobra.Command {
 		toStdout       bool
 		force          bool
 		dbPasswordFile string
+		includes       []string
 	)
 	c := &cobra.Command{
-		Use:   "restore SNAPSHOT (--target DIR | --stdout)",
+		Use:   "restore SNAPSHOT (--target DIR | --stdout | --to URL)",
 		Short: "Restore a snapshot to a folder, standard output or a database",
 		Long: `Restore a snapshot. SNAPSHOT is an ID, a unique ID prefix, or "latest" (the
 newest snapshot that matches --name, --host and --tag).
@@ -48,11 +50,20 @@ that is renamed only once everything verified; an existing file is never
 overwritten. With --to, the dump is loaded into a database through its
 engine's client (postgres://, mysql://, sqlite:///): a missing database is
 created, one that already has tables is refused unless --force, and the load
-stops at the first error. Redis dumps restore to a file with --target.`,
+stops at the first error. Redis dumps restore to a file with --target.
+
+A directory snapshot (of file:///path or a folder) restores with --target DIR:
+its tree is recreated inside DIR with modes, times, symlinks and empty
+folders (owners too when bk runs as root). --include GLOB (repeatable)
+restores only the paths that match, or lie under a folder that matches;
+patterns use shell syntax against the path in the snapshot, as "bk ls" shows
+it. Each file is written through a temporary file and renamed once its
+content verified; existing files of the same name are replaced.`,
 		Example: `  bk restore latest --name app --target /srv/restore
   bk restore 3fa2c1d9 --stdout | psql app_copy
   bk restore latest --name app --stdout > /dev/null   # a full verification
-  bk restore latest --name postgres:app --to postgres://127.0.0.1/app_restored`,
+  bk restore latest --name postgres:app --to postgres://127.0.0.1/app_restored
+  bk restore latest --name dir:/srv/www --target /tmp/www --include 'uploads/2026-*'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n := 0
@@ -84,6 +95,12 @@ stops at the first error. Redis dumps restore to a file with --target.`,
 					return err
 				}
 				res.Snapshot, res.Name = snap.ID.String(), snap.Name
+				switch {
+				case snap.Kind == repo.KindTree && target == "":
+					return usagef("snapshot %s is a directory tree: restore it with --target DIR", snap.ID.Short())
+				case snap.Kind != repo.KindTree && len(includes) > 0:
+					return usagef("--include selects paths of a directory snapshot; %s is a stream", snap.ID.Short())
+				}
 				p := &repo.Progress{}
 				pl := a.startProgress(p, "restored", false)
 				defer pl.done()
@@ -100,6 +117,24 @@ stops at the first error. Redis dumps restore to a file with --target.`,
 					}
 					res.Bytes = p.Bytes.Load()
 					return w.Flush()
+				}
+				if snap.Kind == repo.KindTree {
+					want, err := includeFilter("", includes)
+					if err != nil {
+						return err
+					}
+					if len(includes) == 0 {
+						want = nil
+					}
+					st, err := restoreTree(cmd.Context(), r, snap, target, want, p)
+					res.Target, res.Bytes = target, p.Bytes.Load()
+					if st != nil {
+						res.Files = st.Files
+						for _, path := range st.Skipped {
+							fmt.Fprintf(a.stderr, "bk: warning: %s not restored: this system cannot create it\n", path)
+						}
+					}
+					return err
 				}
 				res.Target, err = restoreToFile(cmd, r, snap, target, p)
 				res.Bytes = p.Bytes.Load()
@@ -122,7 +157,8 @@ stops at the first error. Redis dumps restore to a file with --target.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&target, "target", "", "write the stream into this folder as a file named after the snapshot")
+	c.Flags().StringVar(&target, "target", "", "write the stream into this folder as a file named after the snapshot, or a directory snapshot's tree")
+	c.Flags().StringArrayVar(&includes, "include", nil, "directory snapshots: restore only paths matching this glob (repeatable)")
 	c.Flags().BoolVar(&toStdout, "stdout", false, "write the stream to standard output")
 	c.Flags().StringVar(&to, "to", "", "load the dump into this database (postgres://host/newdb, mysql://host/newdb)")
 	c.Flags().BoolVar(&force, "force", false, "with --to: load into a database that already has tables")

@@ -31,6 +31,10 @@ type snapshotResult struct {
 	// AddedDeltas counts the added blobs stored as deltas.
 	AddedDeltas int64 `json:"added_deltas"`
 	Chunks      int64 `json:"chunks"`
+	// Nodes and UnchangedFiles describe a directory snapshot: its entries,
+	// and the files taken from the previous snapshot without reading them.
+	Nodes          int64 `json:"nodes,omitempty"`
+	UnchangedFiles int64 `json:"unchanged_files,omitempty"`
 	// Status is "suspicious" when the stream shrank to under half of the
 	// previous good snapshot of the source.
 	Status   string  `json:"status,omitempty"`
@@ -104,9 +108,18 @@ created with --no-delta), so tonight's dump costs about what changed.`,
 			type job struct {
 				name string
 				eng  engines.Engine
+				tree *treeSource
 			}
 			var jobs []job
 			for _, src := range sources {
+				if isTreeSource(src) {
+					t, def, err := openTreeSource(src)
+					if err != nil {
+						return err
+					}
+					jobs = append(jobs, job{name: cmp.Or(name, def), tree: t})
+					continue
+				}
 				eng, def, err := openSource(src, dbPasswordFile)
 				if err != nil {
 					return err
@@ -119,11 +132,11 @@ created with --no-delta), so tonight's dump costs about what changed.`,
 					return usagef("--name names one source; %s expands to %d databases", src, len(list))
 				}
 				for i := range list {
-					jobs = append(jobs, job{names[i], list[i]})
+					jobs = append(jobs, job{name: names[i], eng: list[i]})
 				}
 			}
 			if len(argv) > 0 {
-				jobs = append(jobs, job{name, &command.Command{Argv: argv}})
+				jobs = append(jobs, job{name: name, eng: &command.Command{Argv: argv}})
 			}
 			base := repo.SnapshotOptions{Host: host, Tags: tags, AllowEmpty: allowEmpty, NoDelta: noDelta,
 				FailOnShrink: failOnShrink, Program: "bk " + version}
@@ -156,8 +169,13 @@ created with --no-delta), so tonight's dump costs about what changed.`,
 				}
 				for _, j := range jobs {
 					opts := base
-					opts.Name, opts.Command, opts.Progress = j.name, j.eng.Source(), &repo.Progress{}
+					opts.Name, opts.Progress = j.name, &repo.Progress{}
 					res, err := a.snapshotOne(cmd.Context(), opts, func(opts repo.SnapshotOptions) (*repo.Snapshot, error) {
+						if j.tree != nil {
+							opts.Command = j.tree.Source()
+							return snapshotTree(cmd.Context(), r, j.tree, opts)
+						}
+						opts.Command = j.eng.Source()
 						return snapshotDump(cmd.Context(), r, j.eng, opts)
 					})
 					if err != nil {
@@ -211,11 +229,18 @@ func (a *app) snapshotOne(ctx context.Context, opts repo.SnapshotOptions, run fu
 	res := snapshotResult{ID: snap.ID.String(), ShortID: snap.ID.Short(), Name: snap.Name,
 		Host: snap.Host, Time: snap.Time, Tags: snap.Tags, Size: snap.Size, AddedBytes: snap.AddedBytes,
 		AddedBlobs: snap.AddedBlobs, AddedDeltas: snap.AddedDeltas, Chunks: snap.Chunks, Status: snap.Status,
+		Nodes: snap.Nodes, UnchangedFiles: snap.UnchangedFiles,
 		Duration: time.Since(start).Seconds()}
 	if res.Tags == nil {
 		res.Tags = []string{}
 	}
 	return res, nil
+}
+
+// snapshotTree stores a directory tree. A failure to read the tree is a
+// source failure (exit code 3): treeSource marks its errors.
+func snapshotTree(ctx context.Context, r *repo.Repository, t *treeSource, opts repo.SnapshotOptions) (*repo.Snapshot, error) {
+	return r.SnapshotTree(ctx, t, opts)
 }
 
 // snapshotDump joins an engine's dump to the repository through a pipe, so a
