@@ -207,3 +207,34 @@ func (d *catalogDecoder) next() (*Node, error) {
 	d.last = n.Path
 	return &n, nil
 }
+
+// ReadCatalog decodes a catalogue stream (FORMAT.md §7.1) and calls fn for
+// every node, in order. A malformed catalogue is an error matching
+// ErrCorrupt.
+func ReadCatalog(r io.Reader, fn func(*Node) error) error {
+	d := newCatalogDecoder(r)
+	for {
+		n, err := d.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+	}
+}
+
+// WriteCatalog encodes nodes, which must be in canonical order, as a
+// catalogue stream.
+func WriteCatalog(w io.Writer, nodes []Node) error {
+	e := newCatalogEncoder(w)
+	for i := range nodes {
+		if err := e.encode(&nodes[i]); err != nil {
+			return err
+		}
+	}
+	return e.flush()
+}

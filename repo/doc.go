@@ -7,6 +7,7 @@
 // short: content-defined chunks are named by keyed BLAKE3, compressed with
 // zstd, sealed with AES-256-GCM under a per-pack subkey and stored in packs;
 // index files map blobs to packs; a snapshot names the root of a tree of
-// chunk lists. Writers store packs, then indexes, then the snapshot, so a
+// chunk lists, or for a directory the roots of a content stream and a
+// catalogue of its entries. Writers store packs, then indexes, then the snapshot, so a
 // crash never leaves a snapshot that references missing data.
 package repo
