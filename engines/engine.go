@@ -38,8 +38,36 @@ type Manifest struct {
 	ToolVersion   string  `json:"tool_version,omitempty"`
 	Database      string  `json:"database,omitempty"`
 	Tables        []Table `json:"tables,omitempty"`
+	// Keyspace holds the exact key counts of a Redis snapshot, read from
+	// the RDB file itself and so the state at fork time. It is nil when the
+	// engine is not Redis or could not count (an RDB it cannot parse; a
+	// warning then says why), and non-nil with zero keys for an empty
+	// server.
+	Keyspace *Keyspace `json:"keyspace,omitempty"`
 	// Warnings are things the operator should know (an old dump tool, ...).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Keyspace counts the keys of a Redis snapshot.
+type Keyspace struct {
+	// Keys is the number of keys in every logical database together.
+	Keys int64 `json:"keys"`
+	// Expires is how many of Keys carry an expiry. A key whose expiry has
+	// passed is dropped when the snapshot is loaded, so a restore holds
+	// between Keys-Expires and Keys keys.
+	Expires int64 `json:"expires"`
+	// DBs has one entry per non-empty logical database, by number.
+	DBs []KeyspaceDB `json:"dbs"`
+}
+
+// KeyspaceDB counts the keys of one logical database of a Redis snapshot.
+type KeyspaceDB struct {
+	// DB is the database number (SELECT n).
+	DB int `json:"db"`
+	// Keys is the number of keys in the database.
+	Keys int64 `json:"keys"`
+	// Expires is how many of Keys carry an expiry.
+	Expires int64 `json:"expires"`
 }
 
 // Table is a row count of one table.

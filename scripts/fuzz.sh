@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target in ./fuzz for FUZZTIME (default 10s) each.
+# Runs every fuzz target in ./fuzz, and in the packages whose parsers are
+# unexported (FUZZPKGS), for FUZZTIME (default 10s) each.
 #
 # Go 1.26's fuzz coordinator can fail a target with a bare "context deadline
 # exceeded" when -fuzztime ends while a worker is busy (go.dev/issue/75804,
@@ -11,10 +12,12 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-10s}
 status=0
-for f in $($GO test ./fuzz -list 'Fuzz.*' | grep '^Fuzz'); do
+FUZZPKGS=${FUZZPKGS:-./fuzz ./engines/redis}
+for pkg in $FUZZPKGS; do
+for f in $($GO test "$pkg" -list 'Fuzz.*' | grep '^Fuzz'); do
   for attempt in 1 2; do
-    echo "fuzz $f ($FUZZTIME)"
-    out=$($GO test ./fuzz -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 5s 2>&1)
+    echo "fuzz $pkg $f ($FUZZTIME)"
+    out=$($GO test "$pkg" -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 5s 2>&1)
     rc=$?
     printf '%s\n' "$out" | tail -n 4
     if [ $rc -eq 0 ]; then
@@ -29,5 +32,6 @@ for f in $($GO test ./fuzz -list 'Fuzz.*' | grep '^Fuzz'); do
     status=1
     break
   done
+done
 done
 exit $status

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -14,14 +15,17 @@ import (
 	"time"
 
 	"github.com/bk-backup/bk/engines"
+	"github.com/bk-backup/bk/engines/redis"
 	"github.com/bk-backup/bk/repo"
 )
 
 // Restore drills (`bk check --restore-test`): each chosen database snapshot
 // is loaded through its engine's Restore into a throwaway target, a
-// bk_drill_<hex> database on a --scratch server or a temporary SQLite file,
-// whose exact row counts are then compared with the snapshot's manifest. The
-// target is removed afterwards, whether the drill passed or not.
+// bk_drill_<hex> database on a --scratch server, a temporary SQLite file, or
+// for Redis a redis-server started on a free loopback port over a temporary
+// directory. The target's exact row (or key) counts are then compared with
+// the snapshot's manifest. The target is removed afterwards, whether the
+// drill passed or not.
 
 // Drill outcomes.
 const (
@@ -31,12 +35,17 @@ const (
 )
 
 // drillTable compares one table of the manifest with the restored database.
+// For Redis a "table" is a logical database ("db0") and rows are keys.
 type drillTable struct {
 	Name string `json:"name"`
 	// Manifest is the manifest's count, -1 when the manifest lacks the table.
 	Manifest int64 `json:"manifest_rows"`
 	// Restored is the exact count after the load, -1 when the table is missing.
 	Restored int64 `json:"restored_rows"`
+	// Expiring is, for Redis, how many of the manifest's keys carry an
+	// expiry: they may be gone after the load, so Restored may be lower
+	// than Manifest by up to this many.
+	Expiring int64 `json:"manifest_expiring,omitempty"`
 	Estimate bool  `json:"estimate,omitempty"`
 	OK       bool  `json:"ok"`
 }
@@ -50,7 +59,7 @@ type drillResult struct {
 	Status         string       `json:"status"`
 	Target         string       `json:"target,omitempty"`
 	RestoreSeconds float64      `json:"restore_seconds"`
-	RowsChecked    int64        `json:"rows_checked"`
+	RowsChecked    int64        `json:"rows_checked"` // keys, for Redis
 	Tables         []drillTable `json:"tables,omitempty"`
 	Problems       []string     `json:"problems,omitempty"`
 	Reason         string       `json:"reason,omitempty"` // why a drill was skipped
@@ -130,7 +139,7 @@ func drillSnapshots(ctx context.Context, r *repo.Repository, ref string) ([]*rep
 			continue
 		}
 		switch m.Engine {
-		case "postgres", "mysql", "sqlite", "redis": // redis: reported as not supported yet
+		case "postgres", "mysql", "sqlite", "redis":
 		default:
 			continue // command snapshots: no engine to load them
 		}
@@ -194,6 +203,7 @@ func drill(ctx context.Context, r *repo.Repository, s *repo.Snapshot, scratch ma
 	d.Engine = m.Engine
 
 	var target string
+	var into engines.Restorer
 	switch m.Engine {
 	case "postgres", "mysql":
 		if m.Database == "" || m.Database == "*" || m.Database == "(globals)" {
@@ -216,15 +226,24 @@ func drill(ctx context.Context, r *repo.Repository, s *repo.Snapshot, scratch ma
 		defer os.RemoveAll(dir)
 		target = (&url.URL{Scheme: "sqlite", Path: filepath.Join(dir, "drill.db")}).String()
 	case "redis":
-		return skip("restore drills of redis snapshots are not supported yet")
+		sc, err := redis.NewScratch(redis.ScratchOptions{})
+		if errors.Is(err, redis.ErrNoServer) {
+			return skip(fmt.Sprintf("a redis drill loads the snapshot into a throwaway redis-server: %v", err))
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
+		into = sc
 	default:
 		return skip(fmt.Sprintf("restore drills of %s snapshots are not supported", m.Engine))
 	}
 	d.Target = target
 
-	into, err := restorer(target, dbPasswordFile)
-	if err != nil {
-		return fail("scratch target: %v", err)
+	if into == nil {
+		var err error
+		if into, err = restorer(target, dbPasswordFile); err != nil {
+			return fail("scratch target: %v", err)
+		}
 	}
 	t, ok := into.(drillTarget)
 	if !ok {
@@ -244,8 +263,11 @@ func drill(ctx context.Context, r *repo.Repository, s *repo.Snapshot, scratch ma
 	}
 
 	start := time.Now()
-	err = restoreInto(ctx, r, s, t, false, &repo.Progress{})
+	err := restoreInto(ctx, r, s, t, false, &repo.Progress{})
 	d.RestoreSeconds = time.Since(start).Seconds()
+	if sc, ok := into.(*redis.Scratch); ok && sc.Addr() != "" {
+		d.Target = "redis://" + sc.Addr()
+	}
 	if err != nil {
 		return fail("restore: %v", err)
 	}
@@ -253,7 +275,12 @@ func drill(ctx context.Context, r *repo.Repository, s *repo.Snapshot, scratch ma
 	if err != nil {
 		return fail("count rows: %v", err)
 	}
-	d.Tables, d.RowsChecked, d.Problems = compareTables(m.Tables, got)
+	if m.Engine == "redis" && m.Keyspace != nil {
+		d.Tables, d.RowsChecked, d.Problems = compareKeyspace(m.Keyspace, got)
+	} else {
+		// Older redis manifests have only INFO keyspace estimates.
+		d.Tables, d.RowsChecked, d.Problems = compareTables(m.Tables, got)
+	}
 	if len(d.Problems) == 0 {
 		d.Status = drillPass
 	}
@@ -297,6 +324,45 @@ func compareTables(manifest, restored []engines.Table) ([]drillTable, int64, []s
 	return out, rows, problems
 }
 
+// compareKeyspace matches the key counts of a restored Redis server (one
+// table per non-empty logical database, "db0", ...) against the manifest's
+// exact counts. A database may hold fewer keys than the manifest by at most
+// its keys with an expiry, which are dropped at load once expired; any
+// other difference fails.
+func compareKeyspace(ks *engines.Keyspace, restored []engines.Table) ([]drillTable, int64, []string) {
+	got := map[string]int64{}
+	var keys int64
+	for _, t := range restored {
+		got[t.Name] = t.Rows
+		keys += t.Rows
+	}
+	want := map[string]bool{}
+	var out []drillTable
+	var problems []string
+	for _, db := range ks.DBs {
+		name := fmt.Sprintf("db%d", db.DB)
+		want[name] = true
+		n := got[name] // a database whose keys all expired is not listed
+		dt := drillTable{Name: name, Manifest: db.Keys, Restored: n, Expiring: db.Expires}
+		if n <= db.Keys && n >= db.Keys-db.Expires {
+			dt.OK = true
+		} else if db.Expires > 0 {
+			problems = append(problems, fmt.Sprintf("%s: %d keys restored, the manifest counted %d of which %d expire (want %d to %d)",
+				name, n, db.Keys, db.Expires, db.Keys-db.Expires, db.Keys))
+		} else {
+			problems = append(problems, fmt.Sprintf("%s: %d keys restored, the manifest counted %d", name, n, db.Keys))
+		}
+		out = append(out, dt)
+	}
+	for _, t := range restored {
+		if !want[t.Name] {
+			out = append(out, drillTable{Name: t.Name, Manifest: -1, Restored: t.Rows})
+			problems = append(problems, fmt.Sprintf("%s holds %d keys after the restore but is not in the manifest", t.Name, t.Rows))
+		}
+	}
+	return out, keys, problems
+}
+
 // printDrills prints one line per source, its problems and its differing
 // estimates, then a summary.
 func (a *app) printDrills(rep *drillReport) {
@@ -317,11 +383,19 @@ func (a *app) printDrills(rep *drillReport) {
 			if estimates > 0 {
 				note = fmt.Sprintf(" (%d against manifest estimates)", estimates)
 			}
-			fmt.Fprintf(a.stdout, "pass %s (%s) snapshot %s: restored in %.1fs, %s, %d rows checked%s\n",
-				d.Name, d.Host, id, d.RestoreSeconds, plural(len(d.Tables), "table"), d.RowsChecked, note)
+			table, rows := "table", "rows"
+			if d.Engine == "redis" {
+				table, rows = "database", "keys"
+			}
+			fmt.Fprintf(a.stdout, "pass %s (%s) snapshot %s: restored in %.1fs, %s, %d %s checked%s\n",
+				d.Name, d.Host, id, d.RestoreSeconds, plural(len(d.Tables), table), d.RowsChecked, rows, note)
 		default:
-			fmt.Fprintf(a.stdout, "FAIL %s (%s) snapshot %s: restored in %.1fs, %d rows checked\n",
-				d.Name, d.Host, id, d.RestoreSeconds, d.RowsChecked)
+			rows := "rows"
+			if d.Engine == "redis" {
+				rows = "keys"
+			}
+			fmt.Fprintf(a.stdout, "FAIL %s (%s) snapshot %s: restored in %.1fs, %d %s checked\n",
+				d.Name, d.Host, id, d.RestoreSeconds, d.RowsChecked, rows)
 		}
 		for _, p := range d.Problems {
 			fmt.Fprintf(a.stdout, "  error: %s\n", p)
@@ -333,7 +407,7 @@ func (a *app) printDrills(rep *drillReport) {
 		}
 	}
 	if len(rep.Drills) == 0 {
-		fmt.Fprintln(a.stdout, "no database snapshots (postgres, mysql, sqlite) to drill")
+		fmt.Fprintln(a.stdout, "no database snapshots (postgres, mysql, sqlite, redis) to drill")
 	}
 	fmt.Fprintf(a.stdout, "restore drills: %d passed, %d failed, %d skipped in %.1fs\n",
 		rep.Passed, rep.Failed, rep.Skipped, rep.Duration)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -109,4 +110,31 @@ func TestE2ERestoreDrill(t *testing.T) {
 	}
 	r.run(nil, "check", "--restore-test", "--scratch", "postgres://postgres@127.0.0.1:5432/x").wantFail(t, exitUsage, "names a database")
 	r.run(nil, "check", "latest").wantFail(t, exitUsage)
+}
+
+// TestE2EDumpStderrError runs a snapshot through a fake mariadb-dump that
+// writes a complete-looking dump, reports an error on stderr and exits 0:
+// the snapshot fails and none is saved.
+func TestE2EDumpStderrError(t *testing.T) {
+	testenv.Require(t, "MariaDB", "127.0.0.1:3306")
+	testenv.RequireCommand(t, "mariadb")
+	db := fmt.Sprintf("bk_e2e_stderr_%d", time.Now().UnixNano())
+	myRun(t, "CREATE DATABASE "+db)
+	t.Cleanup(func() { myRun(t, "DROP DATABASE IF EXISTS "+db) })
+	bin := t.TempDir()
+	writeFile(t, bin+"/mariadb-dump", []byte(`#!/bin/sh
+if [ "$1" = "--version" ]; then echo 'mariadb-dump fake'; exit 0; fi
+echo 'CREATE TABLE t (id INT);'
+echo 'mariadb-dump: Got error: 2013: Lost connection to server during query when dumping table t' >&2
+echo '-- Dump completed on 2024-01-01  0:00:00'
+`))
+	if err := os.Chmod(bin+"/mariadb-dump", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := newRepo(t)
+	res := r.runEnv([]string{"PATH=" + bin + ":" + os.Getenv("PATH")}, "snapshot", "mysql://root@127.0.0.1:3306/"+db)
+	res.wantFail(t, exitSource, "reported an error", "Lost connection")
+	if ids := r.snapshotIDs(); len(ids) != 0 {
+		t.Fatalf("a failed dump saved snapshots %v", ids)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -131,7 +132,8 @@ func (e *Engine) Source() string {
 }
 
 // Dump streams the dump to w and returns its manifest once the dump is proven
-// complete: exit status 0, a non-empty stream and the trailer as its last line.
+// complete: exit status 0, no error line on stderr ("mariadb-dump: Error
+// ..."), a non-empty stream and the trailer as its last line.
 func (e *Engine) Dump(ctx context.Context, w io.Writer) (*engines.Manifest, error) {
 	tool, err := lookTool("mariadb-dump", "mysqldump")
 	if err != nil {
@@ -171,7 +173,7 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) (*engines.Manifest, erro
 		args = append(args, e.database)
 	}
 	tail := &byteTail{max: tailBytes}
-	n, err := e.run(ctx, tool, args, nil, io.MultiWriter(w, tail))
+	n, err := e.run(ctx, tool, args, nil, io.MultiWriter(w, tail), dumpFailure)
 	if err != nil {
 		return nil, fmt.Errorf("dump %s: %w", e.Source(), err)
 	}
@@ -218,7 +220,7 @@ func (e *Engine) Restore(ctx context.Context, r io.Reader, force bool) error {
 	if e.database != "" {
 		args = append(args, e.database)
 	}
-	if _, err := e.run(ctx, client, args, r, io.Discard); err != nil {
+	if _, err := e.run(ctx, client, args, r, io.Discard, nil); err != nil {
 		return fmt.Errorf("restore into %s stopped: %w", e.Source(), err)
 	}
 	return nil
@@ -336,7 +338,7 @@ func (e *Engine) query(ctx context.Context, s *session, sql string) ([]string, e
 	}
 	var out bytes.Buffer
 	args := append(e.connArgs(s), "--batch", "--skip-column-names", "--raw")
-	if _, err := e.run(ctx, client, args, strings.NewReader(sql), &out); err != nil {
+	if _, err := e.run(ctx, client, args, strings.NewReader(sql), &out, nil); err != nil {
 		return nil, err
 	}
 	text := strings.TrimRight(out.String(), "\n")
@@ -349,12 +351,27 @@ func (e *Engine) query(ctx context.Context, s *session, sql string) ([]string, e
 // ExitError reports a client or dump tool that failed.
 type ExitError = proc.ExitError
 
+// StderrError reports a dump tool that exited 0 but wrote an error line to
+// stderr.
+type StderrError = proc.StderrError
+
+// dumpFailure matches the stderr lines with which mysqldump and
+// mariadb-dump report an error ("mysqldump: Error ...", "mariadb-dump: Got
+// error: ...", "mysqldump: Couldn't execute ..."). A dump that printed one
+// failed, whatever the exit status.
+var dumpFailure = regexp.MustCompile(`^(mysqldump|mariadb-dump): (Error|Got error|Couldn't execute)`)
+
 // run runs prog with args, stdin from in (nil: none) and stdout to out, and
 // returns the bytes copied to out. A failure to write out kills the child.
-func (e *Engine) run(ctx context.Context, prog string, args []string, in io.Reader, out io.Writer) (int64, error) {
+// A stderr line matching failOn (nil: none) fails the run even when prog
+// exits 0.
+func (e *Engine) run(ctx context.Context, prog string, args []string, in io.Reader, out io.Writer, failOn *regexp.Regexp) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := proc.Command(ctx, prog, args, childEnv(e.env()), 5)
+	if failOn != nil {
+		ch.FailOn(failOn)
+	}
 	stdout, err := ch.Cmd.StdoutPipe()
 	if err != nil {
 		return 0, err

@@ -519,3 +519,45 @@ func TestScanProcsFindsLeaks(t *testing.T) {
 		t.Fatalf("scan found %v, want the child's cmdline and environ", leaks)
 	}
 }
+
+// TestDumpStderrErrorExit0 puts a fake mariadb-dump first on PATH that
+// writes a dump with the completion line, reports an error on stderr and
+// exits 0: the dump fails, quoting the error line.
+func TestDumpStderrErrorExit0(t *testing.T) {
+	requireServer(t)
+	db := tempDB(t, true)
+	bin := t.TempDir()
+	script := `#!/bin/sh
+if [ "$1" = "--version" ]; then echo 'mariadb-dump from 11.0.0-MariaDB, client 10.19'; exit 0; fi
+echo '-- MariaDB dump 10.19'
+echo 'CREATE TABLE t (id INT);'
+echo 'mariadb-dump: Error 1412: Table definition has changed, please retry transaction when dumping table ` + "`t`" + ` at row: 0' >&2
+echo '-- Dump completed on 2024-01-01  0:00:00'
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(bin, "mariadb-dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	var out bytes.Buffer
+	m, err := rootEngine(t, db).Dump(context.Background(), &out)
+	var se *StderrError
+	if !errors.As(err, &se) || m != nil {
+		t.Fatalf("Dump = %+v, %v; want a StderrError", m, err)
+	}
+	if !strings.Contains(err.Error(), "mariadb-dump: Error 1412") {
+		t.Fatalf("error does not quote the line: %v", err)
+	}
+	if checkTrailer(out.Bytes()) != nil {
+		t.Fatalf("the fake wrote no trailer:\n%s", out.String())
+	}
+	t.Log(err)
+	for _, line := range []string{"mysqldump: Got error: 2013: Lost connection", "mysqldump: Couldn't execute 'SHOW FIELDS': x", "mariadb-dump: Error: 'Access denied' when trying to dump tablespaces"} {
+		if !dumpFailure.MatchString(line) {
+			t.Errorf("%q is not taken as a failure", line)
+		}
+	}
+	if dumpFailure.MatchString("mariadb-dump: Deprecated program name") {
+		t.Error("a notice is taken as a failure")
+	}
+}

@@ -58,8 +58,8 @@ func (g *Globals) Source() string {
 	return u.String()
 }
 
-// Dump streams the globals; the error is nil only when pg_dumpall exited 0
-// and wrote its completion line.
+// Dump streams the globals; the error is nil only when pg_dumpall exited 0,
+// printed no error line to stderr, and wrote its completion line.
 func (g *Globals) Dump(ctx context.Context, w io.Writer) (*engines.Manifest, error) {
 	e := g.e
 	m := &engines.Manifest{Engine: Name, Tool: "pg_dumpall", Database: "(globals)"}
@@ -77,6 +77,7 @@ func (g *Globals) Dump(ctx context.Context, w io.Writer) (*engines.Manifest, err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := e.command(ctx, "pg_dumpall", append([]string{"--globals-only"}, e.connArgs()...), env)
+	c.FailOn(dumpFailure)
 	stdout, err := c.Cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -13,8 +13,9 @@ import (
 )
 
 // Dump streams the database as a plain SQL dump to w and returns its
-// manifest. The error is nil only when pg_dump exited 0 and the stream is
-// non-empty and ends with the completion trailer.
+// manifest. The error is nil only when pg_dump exited 0, printed no error
+// line ("pg_dump: error: ...") to stderr, and the stream is non-empty and
+// ends with the completion trailer.
 func (e *Engine) Dump(ctx context.Context, w io.Writer) (*engines.Manifest, error) {
 	if e.All() {
 		return nil, errors.New("postgres: postgres://host/* names every database: Expand it into one source per database")
@@ -58,6 +59,7 @@ func (e *Engine) pgDump(ctx context.Context, w io.Writer) error {
 	args := append([]string{"--format=plain"}, e.connArgs()...)
 	args = append(args, "--", e.database)
 	c := e.command(ctx, "pg_dump", args, env)
+	c.FailOn(dumpFailure)
 	stdout, err := c.Cmd.StdoutPipe()
 	if err != nil {
 		return err

@@ -579,3 +579,61 @@ func TestCredentialLeak(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestDumpStderrErrorExit0 runs a fake pg_dump that writes a complete-
+// looking dump, reports an error on stderr and exits 0: the dump fails,
+// quoting the error line.
+func TestDumpStderrErrorExit0(t *testing.T) {
+	requirePG(t)
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	realDump, err := exec.LookPath("pg_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	if err := os.Symlink(psql, filepath.Join(bin, "psql")); err != nil {
+		t.Fatal(err)
+	}
+	script := `#!/bin/sh
+if [ "$1" = "--version" ]; then exec ` + realDump + ` --version; fi
+echo '--'
+echo '-- PostgreSQL database dump'
+echo '--'
+echo 'SELECT 1;'
+echo 'pg_dump: error: query failed: ERROR:  permission denied for table secret' >&2
+echo 'pg_dump: detail: Query was: LOCK TABLE public.secret IN ACCESS SHARE MODE' >&2
+echo '--'
+echo '-- PostgreSQL database dump complete'
+echo '--'
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	m, err := newEngine(t, "postgres://postgres@"+testAddr+"/postgres", Options{BinDir: bin}).Dump(context.Background(), &out)
+	var se *StderrError
+	if !errors.As(err, &se) || m != nil {
+		t.Fatalf("Dump = %+v, %v; want a StderrError", m, err)
+	}
+	if !strings.Contains(err.Error(), "pg_dump: error: query failed") || !strings.Contains(err.Error(), "Query was") {
+		t.Fatalf("error does not quote stderr: %v", err)
+	}
+	// The stream itself was complete: only stderr tells the failure.
+	if !strings.Contains(out.String(), trailer) {
+		t.Fatalf("the fake wrote no trailer:\n%s", out.String())
+	}
+	t.Log(err)
+
+	// A warning is not a failure.
+	script = strings.Replace(script, "pg_dump: error: query failed", "pg_dump: warning: something odd", 1)
+	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newEngine(t, "postgres://postgres@"+testAddr+"/postgres", Options{BinDir: bin}).Dump(context.Background(), io.Discard); err != nil {
+		t.Fatalf("dump with a warning on stderr: %v", err)
+	}
+}

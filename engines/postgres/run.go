@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"regexp"
 	"strings"
 
 	"github.com/bk-backup/bk/engines/internal/proc"
@@ -12,6 +13,15 @@ const tailLines = 8
 
 // ExitError reports a client program that failed.
 type ExitError = proc.ExitError
+
+// StderrError reports a client program that exited 0 but wrote an error
+// line to stderr.
+type StderrError = proc.StderrError
+
+// dumpFailure matches the stderr lines with which pg_dump and pg_dumpall
+// report an error ("pg_dump: error: ...", "pg_dump: fatal: ..." before
+// PostgreSQL 13). A dump that printed one failed, whatever the exit status.
+var dumpFailure = regexp.MustCompile(`^pg_dump(all)?: (error|fatal): `)
 
 // child is one run of a client program.
 type child = proc.Child

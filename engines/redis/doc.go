@@ -54,7 +54,28 @@
 // format version (10 for Redis 7.0, 11 for 7.2, 12 for 7.4): a server older
 // than the file's format cannot load it. Tables has one entry per logical
 // database ("db0", ...) whose Rows is its key count from INFO keyspace,
-// taken just before the sync and so flagged as an estimate; Keys sums them.
+// taken just before the sync and so flagged as an estimate.
+//
+// Keyspace has the exact counts at fork time: as the RDB passes, a second
+// reader walks its structure (opcodes, and each value skipped by its length
+// prefixes, never decoded or held in memory) and counts the key-value
+// pairs of each database and those preceded by an expiry opcode. The
+// RESIZEDB opcode's db_size and expires_size are cross-checked against
+// them; a difference is a manifest warning. A structure the walker does not
+// know (a newer RDB format, module values of the pre-release format) loses
+// only the counts: Keyspace stays nil, a warning says why, and the dump is
+// still judged by its CRC. Keys returns Keyspace's total, or else sums the
+// estimates.
+//
+// # Restore drills
+//
+// Scratch loads a snapshot into a throwaway redis-server (bk check
+// --restore-test): the RDB is written as dump.rdb into a temporary
+// directory and checked again, the server starts on a free loopback port
+// with persistence off, and once INFO persistence says loading:0 its INFO
+// keyspace counts are compared with Keyspace. Keys whose expiry passed are
+// dropped by the load, so a database may hold between Keys-Expires and Keys
+// keys. Drop kills the server and removes the directory.
 //
 // # Putting a restored dump.rdb in place
 //

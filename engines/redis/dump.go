@@ -99,7 +99,8 @@ func (e *Engine) dump(ctx context.Context, w io.Writer) (*engines.Manifest, erro
 	}
 
 	var check rdbCheck
-	dst := io.MultiWriter(&check, errWriter{w})
+	keys := startKeyCount()
+	dst := io.MultiWriter(&check, keys, errWriter{w})
 	if mark != nil {
 		_, err = copyUntilMark(dst, c.r, mark)
 	} else {
@@ -109,12 +110,19 @@ func (e *Engine) dump(ctx context.Context, w io.Writer) (*engines.Manifest, erro
 			err = fmt.Errorf("%w: the server sent %d of %d bytes", ErrInvalidRDB, n, size)
 		}
 	}
+	ks, warnings, kerr := keys.finish(err)
 	if err != nil {
 		return nil, fmt.Errorf("receive RDB: %w", err)
 	}
 	off, err := check.check()
 	if err != nil {
 		return nil, err
+	}
+	if kerr != nil {
+		m.Warnings = append(m.Warnings, fmt.Sprintf("the RDB's keys could not be counted (%v); the manifest has only the INFO keyspace estimates", kerr))
+	} else {
+		m.Keyspace = ks
+		m.Warnings = append(m.Warnings, warnings...)
 	}
 	m.ToolVersion = strconv.Itoa(check.version)
 	if off {
@@ -168,6 +176,45 @@ func (c *conn) syncHeader() (size int64, mark []byte, err error) {
 	}
 }
 
+// keyCount runs scanKeyspace on its own goroutine over the bytes written
+// to it. Writes never fail: once the scanner stops, early or at the EOF
+// opcode, the rest of the stream is drained.
+type keyCount struct {
+	pw   *io.PipeWriter
+	done chan keyCountResult
+}
+
+type keyCountResult struct {
+	ks       *engines.Keyspace
+	warnings []string
+	err      error
+}
+
+func startKeyCount() *keyCount {
+	pr, pw := io.Pipe()
+	k := &keyCount{pw: pw, done: make(chan keyCountResult, 1)}
+	go func() {
+		ks, warnings, err := scanKeyspace(pr)
+		_, _ = io.Copy(io.Discard, pr)
+		k.done <- keyCountResult{ks, warnings, err}
+	}()
+	return k
+}
+
+func (k *keyCount) Write(p []byte) (int, error) {
+	// The reader drains until the pipe is closed, so this returns only
+	// after the scanner took p.
+	return k.pw.Write(p)
+}
+
+// finish ends the stream (with cause when the transfer failed) and returns
+// the scanner's result. It must be called exactly once.
+func (k *keyCount) finish(cause error) (*engines.Keyspace, []string, error) {
+	_ = k.pw.CloseWithError(cause)
+	r := <-k.done
+	return r.ks, r.warnings, r.err
+}
+
 // errWriter marks errors of the destination, so that they read as the
 // consumer's failure and not the server's.
 type errWriter struct{ w io.Writer }
@@ -219,8 +266,12 @@ func parseKeyspace(info string) ([]engines.Table, error) {
 	return tables, nil
 }
 
-// Keys returns the total key count of a manifest made by Dump.
+// Keys returns the total key count of a manifest made by Dump: the exact
+// count of its Keyspace, or else the sum of its INFO keyspace estimates.
 func Keys(m *engines.Manifest) int64 {
+	if m.Keyspace != nil {
+		return m.Keyspace.Keys
+	}
 	var n int64
 	for _, t := range m.Tables {
 		n += t.Rows

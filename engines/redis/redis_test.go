@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bk-backup/bk/engines"
 	"github.com/bk-backup/bk/internal/testenv"
 )
 
@@ -346,6 +347,10 @@ func TestDumpRoundTrip(t *testing.T) {
 	if strconv.FormatInt(got, 10) != wantKeys {
 		t.Errorf("manifest has %d keys in db%s, want %s", got, testDB, wantKeys)
 	}
+	// The exact counts from the RDB: every key of fill, one with a TTL.
+	if ks := keyspaceDB(t, m.Keyspace, testDB); strconv.FormatInt(ks.Keys, 10) != wantKeys || ks.Expires != 1 {
+		t.Errorf("manifest keyspace for db%s = %+v, want %s keys, 1 expiring", testDB, ks, wantKeys)
+	}
 
 	// The file loads in a real redis-server and holds the same data.
 	if _, err := exec.LookPath("redis-server"); err != nil {
@@ -379,6 +384,12 @@ func TestDumpRoundTrip(t *testing.T) {
 		t.Errorf("no-checksum dump: warnings %q", m2.Warnings)
 	}
 	t.Logf("plain-form dump: %d bytes, warnings %q", out.Len(), m2.Warnings)
+	if ks := keyspaceDB(t, m2.Keyspace, testDB); strconv.FormatInt(ks.Keys, 10) != wantKeys || ks.Expires != 1 {
+		t.Errorf("plain-form keyspace for db%s = %+v, want %s keys, 1 expiring", testDB, ks, wantKeys)
+	}
+	if Keys(m2) != m2.Keyspace.Keys {
+		t.Errorf("Keys = %d, want the keyspace's %d", Keys(m2), m2.Keyspace.Keys)
+	}
 	// Prove that this server really answers with the "$<len>" form.
 	pc := dialClient(t, addr)
 	pc.cmd(t, "REPLCONF", "rdb-only", "1")
@@ -390,6 +401,28 @@ func TestDumpRoundTrip(t *testing.T) {
 	if err != nil || mark != nil || size != int64(out.Len()) {
 		t.Fatalf("plain form: size %d mark %q err %v", size, mark, err)
 	}
+}
+
+// keyspaceDB returns the manifest's counts of database db, failing the
+// test when the manifest has no exact counts.
+func keyspaceDB(t testing.TB, ks *engines.Keyspace, db string) engines.KeyspaceDB {
+	t.Helper()
+	if ks == nil {
+		t.Fatal("the manifest has no keyspace counts")
+	}
+	var sum, exp int64
+	var out engines.KeyspaceDB
+	for _, d := range ks.DBs {
+		sum += d.Keys
+		exp += d.Expires
+		if strconv.Itoa(d.DB) == db {
+			out = d
+		}
+	}
+	if sum != ks.Keys || exp != ks.Expires {
+		t.Errorf("keyspace totals %d/%d, the databases sum to %d/%d", ks.Keys, ks.Expires, sum, exp)
+	}
+	return out
 }
 
 // startServer runs a throwaway redis-server loading dir/dump.rdb and

@@ -1,6 +1,8 @@
 // Package proc runs the dump and load tools of bk's engines: it keeps the
 // last lines of a child's stderr and turns a failed exit into an ExitError
-// that quotes them, naming a signal when the child was killed.
+// that quotes them, naming a signal when the child was killed. A child may
+// also declare stderr lines that mean failure whatever its exit status;
+// one of them turns a clean exit into a StderrError.
 package proc
 
 import (
@@ -11,6 +13,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +43,24 @@ func (e *ExitError) Error() string {
 	return b.String()
 }
 
+// StderrError reports a program that exited 0 but wrote a line to stderr
+// that its engine declared a failure (see Child.FailOn): its output cannot
+// be trusted to be complete.
+type StderrError struct {
+	Program string
+	Line    string   // the first failure line
+	Stderr  []string // the last lines of stderr
+}
+
+func (e *StderrError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s exited with status 0 but reported an error: %q", e.Program, e.Line)
+	if len(e.Stderr) > 0 {
+		fmt.Fprintf(&b, ": %s", strings.Join(e.Stderr, " | "))
+	}
+	return b.String()
+}
+
 // Child is one run of a program, with its stderr tail kept. Its Cmd's stdin
 // and stdout are the caller's to set before Start.
 type Child struct {
@@ -61,6 +82,14 @@ func Command(ctx context.Context, path string, args, env []string, tail int) *Ch
 	return c
 }
 
+// FailOn declares stderr lines that mean the program failed even when it
+// exits 0: a line (with surrounding space trimmed) that matches any of
+// patterns makes Wait return a *StderrError quoting it. Call it before
+// Start.
+func (c *Child) FailOn(patterns ...*regexp.Regexp) {
+	c.stderr.setFailOn(patterns)
+}
+
 // Start starts the child, naming the program in the error.
 func (c *Child) Start() error {
 	if err := c.Cmd.Start(); err != nil {
@@ -70,10 +99,15 @@ func (c *Child) Start() error {
 }
 
 // Wait waits for the child and turns a failure into an *ExitError, wrapped
-// with ctx's error when the child was killed because ctx ended.
+// with ctx's error when the child was killed because ctx ended. A clean
+// exit after a stderr line declared by FailOn is a *StderrError.
 func (c *Child) Wait() error {
 	err := c.Cmd.Wait()
 	if err == nil {
+		lines := c.stderr.Lines() // flushes an unfinished last line
+		if line := c.stderr.failure(); line != "" {
+			return &StderrError{Program: c.program, Line: line, Stderr: lines}
+		}
 		return nil
 	}
 	var ee *exec.ExitError
@@ -112,6 +146,22 @@ type TailWriter struct {
 	mu      sync.Mutex
 	partial []byte
 	buf     []string
+	failOn  []*regexp.Regexp
+	failed  string // the first line that matched failOn
+}
+
+func (t *TailWriter) setFailOn(patterns []*regexp.Regexp) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failOn = append(t.failOn, patterns...)
+}
+
+// failure returns the first line that matched a FailOn pattern, cut to 300
+// bytes, or "".
+func (t *TailWriter) failure() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failed
 }
 
 func (t *TailWriter) Write(p []byte) (int, error) {
@@ -138,8 +188,20 @@ func (t *TailWriter) push(line string) {
 	if line == "" {
 		return
 	}
+	match := false
+	if t.failed == "" {
+		for _, re := range t.failOn {
+			if re.MatchString(line) {
+				match = true
+				break
+			}
+		}
+	}
 	if len(line) > 300 {
 		line = line[:300] + "…"
+	}
+	if match {
+		t.failed = line
 	}
 	t.buf = append(t.buf, line)
 	if len(t.buf) > max(t.Max, 1) {
