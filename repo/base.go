@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/bk-backup/bk/crypt"
+	"github.com/bk-backup/bk/repo/blobcache"
 	"github.com/bk-backup/bk/repo/delta"
 	"github.com/bk-backup/bk/repo/pack"
 )
@@ -190,7 +191,7 @@ type deltaWork struct {
 // replaced by the root of its chain; a candidate that cannot be read is
 // skipped. The second candidate is only tried when the first is not
 // already good: it catches a chunk that an edit split off the previous one.
-func (s *session) encodeNew(w *deltaWork, plain []byte, candidates ...crypt.ID) (pack.Encoding, crypt.ID, []byte) {
+func (s *session) encodeNew(w *deltaWork, cache *blobcache.Cache, plain []byte, candidates ...crypt.ID) (pack.Encoding, crypt.ID, []byte) {
 	r := s.r
 	var best []byte
 	var bestBase crypt.ID
@@ -207,7 +208,7 @@ func (s *session) encodeNew(w *deltaWork, plain []byte, candidates ...crypt.ID) 
 			if depth+1 > r.cfg.Delta.MaxDepth {
 				base = root
 			}
-			bp, scratch, err := r.loadBlobFrom(s.ctx, s.cache, pack.DataBlob, base, w.base, w.scratch)
+			bp, scratch, err := r.loadBlobFrom(s.ctx, cache, pack.DataBlob, base, w.base, w.scratch)
 			w.scratch = scratch
 			if err != nil {
 				continue

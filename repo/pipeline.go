@@ -63,6 +63,7 @@ type chunkJob struct {
 // Every stage is bounded, so memory does not grow with the stream.
 type streamWriter struct {
 	s    *session
+	sc   *snapScope
 	prev *prevStream // the previous version of this stream, for delta bases
 
 	hashJobs, encJobs, order chan *chunkJob
@@ -73,11 +74,12 @@ type streamWriter struct {
 	closed                   bool
 }
 
-// newStream starts the pipeline of one stream. prev may be nil.
-func (s *session) newStream(prev *prevStream) *streamWriter {
+// newStream starts the pipeline of one stream of the snapshot sc. prev
+// may be nil.
+func (s *session) newStream(sc *snapScope, prev *prevStream) *streamWriter {
 	r := s.r
 	workers := r.workers
-	w := &streamWriter{s: s, prev: prev,
+	w := &streamWriter{s: s, sc: sc, prev: prev,
 		hashJobs: make(chan *chunkJob, workers), encJobs: make(chan *chunkJob, workers),
 		order: make(chan *chunkJob, 2*workers+2), collected: make(chan error, 1)}
 	w.bufs.New = func() any { b := make([]byte, 0, r.chunkBufSize()); return &b }
@@ -116,8 +118,8 @@ func (w *streamWriter) encodeWorker() {
 		if s.ctx.Err() != nil {
 			continue
 		}
-		enc, base, data := s.encodeNew(dw, j.data, j.base, j.alt)
-		if err := s.store(pack.DataBlob, enc, j.id, base, data, len(j.data)); err != nil {
+		enc, base, data := s.encodeNew(dw, w.sc.cache, j.data, j.base, j.alt)
+		if err := s.store(w.sc, pack.DataBlob, enc, j.id, base, data, len(j.data)); err != nil {
 			s.fail(err)
 		}
 		w.release(j)
@@ -132,7 +134,7 @@ func (w *streamWriter) collect() {
 	var part partStats
 	tb := &treeBuilder{save: func(plain []byte) (crypt.ID, error) {
 		id := r.key.BlobID(plain)
-		return id, s.saveBlob(pack.TreeBlob, id, plain)
+		return id, s.saveBlob(w.sc, pack.TreeBlob, id, plain)
 	}}
 	var err error
 	var off int64
@@ -170,7 +172,7 @@ func (w *streamWriter) collect() {
 		part.chunks++
 		w.st.chunks++
 		w.st.size += size
-		s.noteCurrent(j.id)
+		w.sc.noteCurrent(j.id)
 		if !j.known && s.claim(j.id) {
 			if w.prev != nil {
 				j.base = w.prev.base(off, size, j.head)
@@ -210,7 +212,7 @@ func (w *streamWriter) collect() {
 // chunk boundary. It returns once rd is read; the part's statistics arrive
 // on the returned channel when the collector has hashed it (the channel is
 // closed without a value if the session fails first). An error reading rd
-// fails the session.
+// ends the stream's input but not the session.
 func (w *streamWriter) write(rd io.Reader) (<-chan partStats, error) {
 	s := w.s
 	sp := chunk.NewSplitter(rd, s.r.cfg.Chunker)
@@ -222,13 +224,13 @@ func (w *streamWriter) write(rd io.Reader) (<-chan partStats, error) {
 			break
 		}
 		if err != nil {
+			// The source failed: this stream ends here, the session goes on
+			// (the chunks already claimed are still stored).
 			w.bufs.Put(bp)
-			err = fmt.Errorf("read stream: %w", err)
-			s.fail(err)
-			return nil, err
+			return nil, fmt.Errorf("read stream: %w", err)
 		}
 		*bp = data[:0]
-		s.progress.addBytes(int64(len(data)))
+		w.sc.progress.addBytes(int64(len(data)))
 		j := &chunkJob{buf: bp, data: data, done: make(chan struct{})}
 		w.order <- j // the collector drains order even after a failure
 		select {
@@ -251,7 +253,7 @@ func (w *streamWriter) appendKnown(entries []TreeEntry) {
 	closed := make(chan struct{})
 	close(closed)
 	for _, e := range entries {
-		w.s.progress.addBytes(e.Size)
+		w.sc.progress.addBytes(e.Size)
 		w.order <- &chunkJob{id: e.ID, head: e.Head, known: true, size: e.Size, done: closed}
 	}
 	w.order <- &chunkJob{mark: make(chan partStats, 1)}
@@ -275,10 +277,10 @@ func (w *streamWriter) close() (streamStats, error) {
 	return w.st, err
 }
 
-// writeStream stores everything rd yields as one stream and returns its
-// tree root, size, chunk count and keyed hash.
-func (s *session) writeStream(rd io.Reader, prev *prevStream, allowEmpty bool) (streamStats, crypt.ID, error) {
-	w := s.newStream(prev)
+// writeStream stores everything rd yields as one stream of snapshot sc
+// and returns its tree root, size, chunk count and keyed hash.
+func (s *session) writeStream(sc *snapScope, rd io.Reader, prev *prevStream, allowEmpty bool) (streamStats, crypt.ID, error) {
+	w := s.newStream(sc, prev)
 	mark, err := w.write(rd)
 	var part partStats
 	if err == nil {
@@ -289,7 +291,6 @@ func (s *session) writeStream(rd io.Reader, prev *prevStream, allowEmpty bool) (
 	}
 	if err == nil && part.size == 0 && !allowEmpty {
 		err = fmt.Errorf("the stream has 0 bytes (pass --allow-empty to store an empty stream): %w", ErrEmpty)
-		s.fail(err)
 	}
 	st, cerr := w.close()
 	if err == nil {

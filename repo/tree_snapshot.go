@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"time"
 
 	"github.com/bk-backup/bk/crypt"
 )
@@ -30,60 +29,10 @@ type pendingNode struct {
 	mark <-chan partStats
 }
 
-// SnapshotTree stores a directory tree and records a snapshot of kind
-// KindTree (FORMAT.md §7.1). A regular file whose size, mtime, ctime and
-// inode equal those of the same path in the previous snapshot of the source
-// is not read again: its chunks are taken from that snapshot. If the source
-// fails, nothing is recorded. The caller should hold a shared lock.
-func (r *Repository) SnapshotTree(ctx context.Context, src NodeSource, opts SnapshotOptions) (*Snapshot, error) {
-	if opts.Name == "" {
-		return nil, errors.New("snapshot: a name is required")
-	}
-	if err := r.LoadIndex(ctx); err != nil {
-		return nil, err
-	}
-	began := time.Now()
-	start := opts.Time
-	if start.IsZero() {
-		start = began
-	}
-	h, err := r.sourceHistory(ctx, opts.Name, opts.Host)
-	if err != nil {
-		return nil, err
-	}
-	s := r.newSession(ctx, opts.Progress)
-	t := &treeWrite{s: s, src: src}
-	if p := h.lastUsable; p != nil && p.Kind == KindTree && p.Catalog != nil {
-		if err := t.loadPrevious(ctx, p, r.cfg.Delta.Enabled && !opts.NoDelta); err != nil {
-			s.abort()
-			return nil, err
-		}
-	}
-	defer t.closePrevious()
-	if err := s.openCache(opts.Name, opts.Host); err != nil {
-		s.abort()
-		return nil, err
-	}
-	if err := t.run(opts.AllowEmpty); err != nil {
-		return nil, err
-	}
-	snap := &Snapshot{Time: start.UTC(), Host: opts.Host, Username: opts.Username, Name: opts.Name,
-		Duration: time.Since(began).Seconds(), Tags: opts.Tags, Kind: KindTree,
-		Tree: t.content.root, Size: t.content.size, Chunks: t.content.chunks,
-		StreamHash: t.catalog.hash, Catalog: &t.catalogRoot, CatalogSize: t.catalog.size,
-		Nodes: t.nodes, UnchangedFiles: t.unchanged,
-		AddedBytes: s.addedBytes.Load(), AddedBlobs: s.addedBlobs.Load(), AddedDeltas: s.addedDeltas.Load(),
-		DeltaBase: t.parent, Command: opts.Command, Program: opts.Program}
-	if err := r.saveNew(ctx, snap, h, opts); err != nil {
-		return nil, err
-	}
-	s.retainCache()
-	return snap, nil
-}
-
 // treeWrite is the state of one SnapshotTree call.
 type treeWrite struct {
 	s   *session
+	sc  *snapScope
 	src NodeSource
 
 	// From the previous snapshot of the source: its content chunks, a
@@ -130,11 +79,14 @@ func (t *treeWrite) closePrevious() {
 	}
 }
 
-// run writes the content and catalogue streams and waits for them.
-func (t *treeWrite) run(allowEmpty bool) error {
+// run writes the content and catalogue streams and waits for them. A
+// failure of the source stops this snapshot, not the session.
+func (t *treeWrite) run(ctx context.Context, allowEmpty bool) error {
 	s := t.s
-	content := s.newStream(t.deltaChunks)
-	catalog := s.newStream(t.deltaCat)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	content := s.newStream(t.sc, t.deltaChunks)
+	catalog := s.newStream(t.sc, t.deltaCat)
 
 	pr, pw := io.Pipe()
 	catDone := make(chan error, 1)
@@ -176,7 +128,7 @@ func (t *treeWrite) run(allowEmpty bool) error {
 			err = enc.flush()
 		}
 		if err != nil {
-			s.fail(err)
+			stop(err)
 			_ = pw.CloseWithError(err)
 		} else {
 			_ = pw.Close()
@@ -185,7 +137,10 @@ func (t *treeWrite) run(allowEmpty bool) error {
 	}()
 
 	last := ""
-	walkErr := t.src.Walk(s.ctx, func(n *Node) error {
+	walkErr := t.src.Walk(ctx, func(n *Node) error {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		if err := s.err(); err != nil {
 			return err
 		}
@@ -201,28 +156,24 @@ func (t *treeWrite) run(allowEmpty bool) error {
 		select {
 		case pending <- p:
 			return nil
-		case <-s.ctx.Done():
-			return s.err()
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
 	})
 	close(pending)
-	if walkErr != nil {
-		s.fail(walkErr)
-	}
 	encErr := <-encDone
 	catErr := <-catDone
 	var err error
 	t.content, err = content.close()
 	catStats, cerr := catalog.close()
 	t.catalogRoot = catStats.root
-	ferr := s.finish()
 	switch {
 	case walkErr != nil:
 		return walkErr
 	case encErr != nil:
 		return encErr
 	}
-	if err = cmpErr(catErr, err, cerr, ferr); err != nil {
+	if err = cmpErr(catErr, err, cerr); err != nil {
 		return err
 	}
 	if t.nodes <= 1 && !allowEmpty {

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -25,6 +23,9 @@ const (
 	// indexFlushBlobs bounds the blobs one session keeps unwritten in an
 	// index; a long stream writes several index files.
 	indexFlushBlobs = 1 << 15
+	// syncPoll is how long sync waits for a blob that another snapshot of
+	// the batch claimed and is still encoding.
+	syncPoll = 5 * time.Millisecond
 )
 
 // SnapshotOptions describe the snapshot to record.
@@ -48,62 +49,6 @@ type SnapshotOptions struct {
 	// nil. It is called after the stream ended, so it may describe it.
 	Manifest func() json.RawMessage
 	Progress *Progress
-}
-
-// SnapshotStream stores everything rd yields as one stream and records a
-// snapshot. If rd fails (returns an error other than io.EOF), or the stream is
-// empty and not allowed, nothing is recorded and the error is returned. The
-// caller should hold a shared lock.
-func (r *Repository) SnapshotStream(ctx context.Context, rd io.Reader, opts SnapshotOptions) (*Snapshot, error) {
-	if opts.Name == "" {
-		return nil, errors.New("snapshot: a name is required")
-	}
-	if err := r.LoadIndex(ctx); err != nil {
-		return nil, err
-	}
-	began := time.Now()
-	start := opts.Time
-	if start.IsZero() {
-		start = began
-	}
-	h, err := r.sourceHistory(ctx, opts.Name, opts.Host)
-	if err != nil {
-		return nil, err
-	}
-	lastUsable := h.lastUsable
-	s := r.newSession(ctx, opts.Progress)
-	var parent *crypt.ID
-	var prev *prevStream
-	if r.cfg.Delta.Enabled && !opts.NoDelta && lastUsable != nil {
-		prev, err = r.previousStream(ctx, lastUsable.ID, lastUsable.Tree)
-		if err != nil {
-			s.abort()
-			return nil, err
-		}
-		if prev != nil {
-			parent = &prev.snapshot
-		}
-	}
-	if err := s.openCache(opts.Name, opts.Host); err != nil {
-		s.abort()
-		return nil, err
-	}
-	st, hash, err := s.writeStream(rd, prev, opts.AllowEmpty)
-	if ferr := s.finish(); err == nil {
-		err = ferr
-	}
-	if err != nil {
-		return nil, err
-	}
-	snap := &Snapshot{Time: start.UTC(), Host: opts.Host, Username: opts.Username, Name: opts.Name,
-		Duration: time.Since(began).Seconds(), Tags: opts.Tags, Kind: KindStream, Tree: st.root, Size: st.size, StreamHash: hash,
-		Chunks: st.chunks, AddedBytes: s.addedBytes.Load(), AddedBlobs: s.addedBlobs.Load(),
-		AddedDeltas: s.addedDeltas.Load(), DeltaBase: parent, Command: opts.Command, Program: opts.Program}
-	if err := r.saveNew(ctx, snap, h, opts); err != nil {
-		return nil, err
-	}
-	s.retainCache()
-	return snap, nil
 }
 
 // Snapshot kinds.
@@ -154,43 +99,6 @@ func (r *Repository) saveNew(ctx context.Context, snap *Snapshot, h history, opt
 	return r.SaveSnapshot(ctx, snap)
 }
 
-// openCache opens the base cache of the source the session writes, for
-// repositories that have one (not local ones).
-func (s *session) openCache(name, host string) error {
-	if s.r.opts.CacheDir == "" {
-		return nil
-	}
-	var err error
-	if s.cache, err = s.r.baseCache(name, host); err != nil {
-		return err
-	}
-	s.current = map[crypt.ID]struct{}{}
-	return nil
-}
-
-// noteCurrent records that the snapshot being written uses chunk id, so the
-// base cache keeps it.
-func (s *session) noteCurrent(id crypt.ID) {
-	if s.cache == nil {
-		return
-	}
-	s.curMu.Lock()
-	s.current[id] = struct{}{}
-	s.curMu.Unlock()
-}
-
-// retainCache trims the base cache to exactly this snapshot's chunks:
-// tomorrow's bases. The cache is an optimisation; failing to trim it does
-// not fail the snapshot.
-func (s *session) retainCache() {
-	if s.cache == nil {
-		return
-	}
-	s.curMu.Lock()
-	defer s.curMu.Unlock()
-	_ = s.cache.Retain(func(id crypt.ID) bool { _, ok := s.current[id]; return ok })
-}
-
 // baseCache opens the local cache of delta bases of one source.
 func (r *Repository) baseCache(name, host string) (*blobcache.Cache, error) {
 	key := r.key.BlobID([]byte("bk base cache\x00" + name + "\x00" + host))
@@ -201,40 +109,111 @@ func (r *Repository) baseCache(name, host string) (*blobcache.Cache, error) {
 	return blobcache.Open(filepath.Join(r.opts.CacheDir, r.cfg.ID.String(), "bases", key.String()[:16]), max)
 }
 
-// session is one write session: it deduplicates blobs, fills packs and
-// uploads them, and writes the index files for what it stored.
-type session struct {
-	r        *Repository
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
-	cache    *blobcache.Cache
-	curMu    sync.Mutex
-	current  map[crypt.ID]struct{} // chunks of this snapshot, when cache is set
-	progress *Progress
+// snapScope is what one snapshot of a session adds up: the blobs it stored,
+// its progress and its source's base cache.
+type snapScope struct {
+	bytes, blobs, deltas atomic.Int64
+	progress             *Progress
+	cache                *blobcache.Cache // nil: no cache (local repositories)
+	curMu                sync.Mutex
+	current              map[crypt.ID]struct{} // chunks of this snapshot, when cache is set
+}
 
-	mu       sync.Mutex // guards inflight and its consistency with r.idx
-	inflight map[crypt.ID]struct{}
+// openScope starts a snapshot's scope in the session, with the base cache
+// of its source for repositories that have one (not local ones).
+func (s *session) openScope(name, host string, p *Progress) (*snapScope, error) {
+	sc := &snapScope{progress: p}
+	if s.r.opts.CacheDir != "" {
+		var err error
+		if sc.cache, err = s.r.baseCache(name, host); err != nil {
+			return nil, err
+		}
+		sc.current = map[crypt.ID]struct{}{}
+	}
+	s.scopeMu.Lock()
+	s.scopes[sc] = struct{}{}
+	s.scopeMu.Unlock()
+	return sc, nil
+}
+
+// closeScope ends a snapshot's scope. When the snapshot was saved, its base
+// cache keeps exactly its chunks: tomorrow's bases. The cache is an
+// optimisation; failing to trim it fails nothing.
+func (s *session) closeScope(sc *snapScope, saved bool) {
+	s.scopeMu.Lock()
+	delete(s.scopes, sc)
+	s.scopeMu.Unlock()
+	if sc.cache == nil || !saved {
+		return
+	}
+	sc.curMu.Lock()
+	defer sc.curMu.Unlock()
+	_ = sc.cache.Retain(func(id crypt.ID) bool { _, ok := sc.current[id]; return ok })
+}
+
+// noteCurrent records that the snapshot uses chunk id, so the base cache
+// keeps it.
+func (sc *snapScope) noteCurrent(id crypt.ID) {
+	if sc.cache == nil {
+		return
+	}
+	sc.curMu.Lock()
+	sc.current[id] = struct{}{}
+	sc.curMu.Unlock()
+}
+
+func (sc *snapScope) uses(id crypt.ID) bool {
+	sc.curMu.Lock()
+	defer sc.curMu.Unlock()
+	_, ok := sc.current[id]
+	return ok
+}
+
+// session is one write session: it deduplicates blobs, fills packs and
+// uploads them, and writes the index files for what it stored. Several
+// streams, of one or more snapshots, may write through it at once and share
+// its packs.
+type session struct {
+	r      *Repository
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu       sync.Mutex // guards inflight, claims and their consistency with r.idx
+	inflight map[crypt.ID]uint64
+	claims   uint64 // claim sequence: inflight holds each blob's number
 
 	packMu  [3]sync.Mutex // per blob type
 	packers [3]*pack.Writer
 
-	uploads chan *pack.Writer
+	uploads chan upload
 	upWG    sync.WaitGroup
 	free    chan []byte // buffers of stored data packs, for reuse
+
+	// Packs handed to the uploaders and not yet stored and queued for the
+	// index, by ticket; sync waits for those sent before it.
+	upMu      sync.Mutex
+	upCond    *sync.Cond
+	upTickets uint64
+	upPending map[uint64]struct{}
 
 	idxMu   sync.Mutex
 	pending index.File
 	nBlobs  int
 
-	addedBytes  atomic.Int64
-	addedBlobs  atomic.Int64
-	addedDeltas atomic.Int64
+	scopeMu sync.Mutex
+	scopes  map[*snapScope]struct{}
+
+	// writing counts the snapshots of a batch still writing their streams;
+	// while some are, sync lets packs fill instead of sealing them early.
+	writing atomic.Int64
 }
 
-func (r *Repository) newSession(ctx context.Context, p *Progress) *session {
+func (r *Repository) newSession(ctx context.Context) *session {
 	ctx, cancel := context.WithCancelCause(ctx)
-	s := &session{r: r, ctx: ctx, cancel: cancel, progress: p,
-		inflight: map[crypt.ID]struct{}{}, uploads: make(chan *pack.Writer, 1), free: make(chan []byte, uploaders+1)}
+	s := &session{r: r, ctx: ctx, cancel: cancel, scopes: map[*snapScope]struct{}{},
+		inflight: map[crypt.ID]uint64{}, uploads: make(chan upload, 1), free: make(chan []byte, uploaders+1),
+		upPending: map[uint64]struct{}{}}
+	s.upCond = sync.NewCond(&s.upMu)
 	for range uploaders {
 		s.upWG.Add(1)
 		go s.uploader()
@@ -249,7 +228,12 @@ func (s *session) abort() {
 }
 
 // fail records the first error and stops the session.
-func (s *session) fail(err error) { s.cancel(err) }
+func (s *session) fail(err error) {
+	s.cancel(err)
+	s.upMu.Lock()
+	s.upCond.Broadcast()
+	s.upMu.Unlock()
+}
 
 // err returns the first recorded error.
 func (s *session) err() error {
@@ -267,22 +251,51 @@ func (s *session) claim(id crypt.ID) bool {
 	if _, busy := s.inflight[id]; busy || s.r.idx.Has(id) {
 		return false
 	}
-	s.inflight[id] = struct{}{}
+	s.claims++
+	s.inflight[id] = s.claims
+	return true
+}
+
+// claimMark returns the number of the latest claim: a stream that ended
+// depends on no claim made after it.
+func (s *session) claimMark() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claims
+}
+
+// has reports whether the repository stores blob id.
+func (s *session) has(id crypt.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r.idx.Has(id)
+}
+
+// indexedUpTo reports whether every blob claimed up to claim number mark
+// is in an index file.
+func (s *session) indexedUpTo(mark uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.inflight {
+		if n <= mark {
+			return false
+		}
+	}
 	return true
 }
 
 // saveBlob stores plain unless the repository or this session has it.
-func (s *session) saveBlob(t pack.BlobType, id crypt.ID, plain []byte) error {
+func (s *session) saveBlob(sc *snapScope, t pack.BlobType, id crypt.ID, plain []byte) error {
 	if !s.claim(id) {
 		return nil
 	}
 	enc, data := s.r.encodeBlob(nil, plain)
-	return s.store(t, enc, id, crypt.ID{}, data, len(plain))
+	return s.store(sc, t, enc, id, crypt.ID{}, data, len(plain))
 }
 
 // store seals an encoded blob that claim reserved into the open pack of its
 // type, and hands the pack to the uploaders when it is full.
-func (s *session) store(t pack.BlobType, enc pack.Encoding, id, base crypt.ID, data []byte, rawLen int) error {
+func (s *session) store(sc *snapScope, t pack.BlobType, enc pack.Encoding, id, base crypt.ID, data []byte, rawLen int) error {
 	s.packMu[t].Lock()
 	defer s.packMu[t].Unlock()
 	pw := s.packers[t]
@@ -303,12 +316,15 @@ func (s *session) store(t pack.BlobType, enc pack.Encoding, id, base crypt.ID, d
 		}
 		s.packers[t] = pw
 	}
-	if _, err := pw.Add(t, enc, id, base, data, rawLen); err != nil {
+	e, err := pw.Add(t, enc, id, base, data, rawLen)
+	if err != nil {
 		return err
 	}
-	s.addedBlobs.Add(1)
+	sc.blobs.Add(1)
+	sc.bytes.Add(int64(e.Length))
+	sc.progress.addAdded(int64(e.Length))
 	if enc == pack.DeltaZstd {
-		s.addedDeltas.Add(1)
+		sc.deltas.Add(1)
 	}
 	if int64(pw.Size()) < s.r.cfg.PackSize {
 		return nil
@@ -317,25 +333,64 @@ func (s *session) store(t pack.BlobType, enc pack.Encoding, id, base crypt.ID, d
 	return s.send(pw)
 }
 
-// send hands a full pack to the uploaders.
+// upload is a pack on its way to the uploaders.
+type upload struct {
+	pw     *pack.Writer
+	ticket uint64
+}
+
+// send hands a pack to the uploaders.
 func (s *session) send(pw *pack.Writer) error {
+	s.upMu.Lock()
+	s.upTickets++
+	u := upload{pw: pw, ticket: s.upTickets}
+	s.upPending[u.ticket] = struct{}{}
+	s.upMu.Unlock()
 	select {
-	case s.uploads <- pw:
+	case s.uploads <- u:
 		return nil
 	case <-s.ctx.Done():
+		s.uploaded(u.ticket)
 		return s.err()
+	}
+}
+
+// uploaded marks the pack with ticket stored (or given up).
+func (s *session) uploaded(ticket uint64) {
+	s.upMu.Lock()
+	delete(s.upPending, ticket)
+	s.upCond.Broadcast()
+	s.upMu.Unlock()
+}
+
+// waitUploads waits until every pack sent up to ticket is stored.
+func (s *session) waitUploads(ticket uint64) {
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	for s.ctx.Err() == nil {
+		busy := false
+		for t := range s.upPending {
+			if t <= ticket {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return
+		}
+		s.upCond.Wait()
 	}
 }
 
 func (s *session) uploader() {
 	defer s.upWG.Done()
-	for pw := range s.uploads {
-		if s.ctx.Err() != nil {
-			continue // drain after a failure
+	for u := range s.uploads {
+		if s.ctx.Err() == nil {
+			if err := s.upload(u.pw); err != nil {
+				s.fail(err)
+			}
 		}
-		if err := s.upload(pw); err != nil {
-			s.fail(err)
-		}
+		s.uploaded(u.ticket)
 	}
 }
 
@@ -353,15 +408,7 @@ func (s *session) upload(pw *pack.Writer) error {
 	if err := s.r.be.Put(s.ctx, h, bytes.NewReader(data), int64(len(data))); err != nil {
 		return fmt.Errorf("save pack %s: %w", id.Short(), err)
 	}
-	s.addedBytes.Add(int64(len(data)))
-	s.progress.addAdded(int64(len(data)))
-	if s.cache != nil {
-		for _, e := range entries {
-			if e.Type == pack.DataBlob {
-				_ = s.cache.Put(e.ID, id, e.Offset, data[e.Offset:e.Offset+e.Length])
-			}
-		}
-	}
+	s.cachePack(id, data, entries)
 	if int64(cap(data)) > s.r.cfg.PackSize {
 		select {
 		case s.free <- data[:0]:
@@ -377,6 +424,23 @@ func (s *session) upload(pw *pack.Writer) error {
 		return s.flushIndexLocked()
 	}
 	return nil
+}
+
+// cachePack puts the stored data blobs of a pack into the base caches of
+// the snapshots that use them.
+func (s *session) cachePack(id crypt.ID, data []byte, entries []pack.Entry) {
+	s.scopeMu.Lock()
+	defer s.scopeMu.Unlock()
+	for sc := range s.scopes {
+		if sc.cache == nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.Type == pack.DataBlob && sc.uses(e.ID) {
+				_ = sc.cache.Put(e.ID, id, e.Offset, data[e.Offset:e.Offset+e.Length])
+			}
+		}
+	}
 }
 
 // flushIndexLocked writes the pending index entries as one index file and
@@ -395,7 +459,6 @@ func (s *session) flushIndexLocked() error {
 	if err := s.r.be.Put(s.ctx, h, bytes.NewReader(sealed), int64(len(sealed))); err != nil {
 		return fmt.Errorf("save index %s: %w", id.Short(), err)
 	}
-	s.addedBytes.Add(int64(len(sealed)))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.pending.Packs {
@@ -410,18 +473,76 @@ func (s *session) flushIndexLocked() error {
 	return nil
 }
 
-// finish stores the partly filled packs, waits for every upload and writes
-// the last index file. It must be called once, after all saveBlob calls.
-func (s *session) finish() error {
-	if s.err() == nil {
-		for t := range s.packers {
-			if pw := s.packers[t]; pw != nil && pw.Count() > 0 {
-				s.packers[t] = nil
-				if err := s.send(pw); err != nil {
-					break
-				}
+// sendOpen hands the partly filled packs to the uploaders.
+func (s *session) sendOpen() error {
+	for t := range s.packers {
+		s.packMu[t].Lock()
+		pw := s.packers[t]
+		if pw != nil && pw.Count() > 0 {
+			s.packers[t] = nil
+		} else {
+			pw = nil
+		}
+		s.packMu[t].Unlock()
+		if pw != nil {
+			if err := s.send(pw); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// sync returns once every blob claimed up to claim number mark is stored
+// and listed in an index file, so a snapshot that depends on no later
+// claim may be saved while other streams of the session go on. While other
+// snapshots are still writing, the open packs keep filling and sync waits
+// for them to be sent; once none is, it seals them. It writes the pending
+// index whenever uploads finished.
+func (s *session) sync(mark uint64) error {
+	for {
+		if err := s.err(); err != nil {
+			return err
+		}
+		if s.indexedUpTo(mark) {
+			return nil
+		}
+		if s.writing.Load() == 0 {
+			if err := s.sendOpen(); err != nil {
+				return err
+			}
+		}
+		s.upMu.Lock()
+		ticket := s.upTickets
+		s.upMu.Unlock()
+		s.waitUploads(ticket)
+		if err := s.err(); err != nil {
+			return err
+		}
+		s.idxMu.Lock()
+		err := s.flushIndexLocked()
+		s.idxMu.Unlock()
+		if err != nil {
+			s.fail(err)
+			return err
+		}
+		if s.indexedUpTo(mark) {
+			return nil
+		}
+		// A blob this snapshot uses is in a pack still filling, or another
+		// stream claimed it and is still encoding it.
+		select {
+		case <-time.After(syncPoll):
+		case <-s.ctx.Done():
+		}
+	}
+}
+
+// finish stores the partly filled packs, waits for every upload and writes
+// the last index file. It must be called once, after all streams closed.
+func (s *session) finish() error {
+	if s.err() == nil {
+		_ = s.sendOpen()
 	}
 	close(s.uploads)
 	s.upWG.Wait()
@@ -435,11 +556,4 @@ func (s *session) finish() error {
 		return err
 	}
 	return nil
-}
-
-// has reports whether the repository stores blob id.
-func (s *session) has(id crypt.ID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.r.idx.Has(id)
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,6 +37,9 @@ type snapshotResult struct {
 	// and the files taken from the previous snapshot without reading them.
 	Nodes          int64 `json:"nodes,omitempty"`
 	UnchangedFiles int64 `json:"unchanged_files,omitempty"`
+	// Error says why the source failed; no snapshot was saved then (only in
+	// the list of several sources).
+	Error string `json:"error,omitempty"`
 	// Status is "suspicious" when the stream shrank to under half of the
 	// previous good snapshot of the source.
 	Status   string  `json:"status,omitempty"`
@@ -105,19 +110,14 @@ created with --no-delta), so tonight's dump costs about what changed.`,
 				return usagef("--stdin is a terminal: pipe a dump into bk, e.g. `pg_dump app | bk snapshot --stdin --name app`")
 			}
 			// Open every engine first: a bad source fails before anything runs.
-			type job struct {
-				name string
-				eng  engines.Engine
-				tree *treeSource
-			}
-			var jobs []job
+			var jobs []snapshotJob
 			for _, src := range sources {
 				if isTreeSource(src) {
 					t, def, err := openTreeSource(src)
 					if err != nil {
 						return err
 					}
-					jobs = append(jobs, job{name: cmp.Or(name, def), tree: t})
+					jobs = append(jobs, snapshotJob{name: cmp.Or(name, def), tree: t})
 					continue
 				}
 				eng, def, err := openSource(src, dbPasswordFile)
@@ -132,11 +132,11 @@ created with --no-delta), so tonight's dump costs about what changed.`,
 					return usagef("--name names one source; %s expands to %d databases", src, len(list))
 				}
 				for i := range list {
-					jobs = append(jobs, job{name: names[i], eng: list[i]})
+					jobs = append(jobs, snapshotJob{name: names[i], eng: list[i]})
 				}
 			}
 			if len(argv) > 0 {
-				jobs = append(jobs, job{name: name, eng: &command.Command{Argv: argv}})
+				jobs = append(jobs, snapshotJob{name: name, eng: &command.Command{Argv: argv}})
 			}
 			base := repo.SnapshotOptions{Host: host, Tags: tags, AllowEmpty: allowEmpty, NoDelta: noDelta,
 				FailOnShrink: failOnShrink, Program: "bk " + version}
@@ -157,6 +157,7 @@ created with --no-delta), so tonight's dump costs about what changed.`,
 			defer r.Close()
 			base.Username = a.openOptions().Username
 			var results []snapshotResult
+			var failed []jobFailure
 			err = withLock(cmd.Context(), r, false, func() error {
 				if useStdin {
 					opts := base
@@ -167,39 +168,48 @@ created with --no-delta), so tonight's dump costs about what changed.`,
 					results = append(results, res)
 					return err
 				}
-				for _, j := range jobs {
-					opts := base
-					opts.Name, opts.Progress = j.name, &repo.Progress{}
-					res, err := a.snapshotOne(cmd.Context(), opts, func(opts repo.SnapshotOptions) (*repo.Snapshot, error) {
-						if j.tree != nil {
-							opts.Command = j.tree.Source()
-							return snapshotTree(cmd.Context(), r, j.tree, opts)
-						}
-						opts.Command = j.eng.Source()
-						return snapshotDump(cmd.Context(), r, j.eng, opts)
-					})
-					if err != nil {
-						return fmt.Errorf("%s: %w", opts.Name, err)
-					}
-					results = append(results, res)
-				}
+				results, failed = a.snapshotJobs(cmd.Context(), r, base, jobs)
 				return nil
 			})
 			if err != nil {
 				return fmt.Errorf("no snapshot saved: %w", err)
 			}
-			if a.jsonOut {
-				if len(results) == 1 {
-					return a.printJSON(results[0])
-				}
-				return a.printJSON(results)
+			if len(jobs) == 1 && len(failed) == 1 {
+				return fmt.Errorf("no snapshot saved: %s: %w", failed[0].name, failed[0].err)
 			}
+			var saved []snapshotResult
 			for _, res := range results {
-				fmt.Fprintf(a.stdout, "snapshot %s of %s saved: %s read, %s added in %.1fs\n",
-					res.ShortID, res.Name, formatBytes(res.Size), formatBytes(res.AddedBytes), res.Duration)
-				if res.Status == repo.StatusSuspicious {
-					fmt.Fprintf(a.stderr, "bk: warning: snapshot %s is marked suspicious: the dump is less than half the size of the previous one\n", res.ShortID)
+				if res.Error == "" {
+					saved = append(saved, res)
 				}
+			}
+			if a.jsonOut {
+				var out any = results
+				if len(results) == 1 {
+					out = results[0]
+				} else {
+					list := make([]any, len(results))
+					for i, res := range results {
+						list[i] = res
+						if res.Error != "" {
+							list[i] = map[string]string{"name": res.Name, "error": res.Error}
+						}
+					}
+					out = list
+				}
+				if err := a.printJSON(out); err != nil {
+					return err
+				}
+			} else {
+				a.printSnapshots(saved)
+			}
+			if len(failed) > 0 {
+				msgs := make([]string, len(failed))
+				for i, f := range failed {
+					msgs[i] = fmt.Sprintf("%s: no snapshot saved: %v", f.name, f.err)
+				}
+				return causeError{msg: fmt.Sprintf("%d of %d sources failed, the other snapshots were saved: %s",
+					len(failed), len(jobs), strings.Join(msgs, "; ")), err: failed[0].err}
 			}
 			return nil
 		},
@@ -226,6 +236,11 @@ func (a *app) snapshotOne(ctx context.Context, opts repo.SnapshotOptions, run fu
 	if err != nil {
 		return snapshotResult{}, err
 	}
+	return resultOf(snap, start), nil
+}
+
+// resultOf describes a saved snapshot.
+func resultOf(snap *repo.Snapshot, start time.Time) snapshotResult {
 	res := snapshotResult{ID: snap.ID.String(), ShortID: snap.ID.Short(), Name: snap.Name,
 		Host: snap.Host, Time: snap.Time, Tags: snap.Tags, Size: snap.Size, AddedBytes: snap.AddedBytes,
 		AddedBlobs: snap.AddedBlobs, AddedDeltas: snap.AddedDeltas, Chunks: snap.Chunks, Status: snap.Status,
@@ -234,18 +249,111 @@ func (a *app) snapshotOne(ctx context.Context, opts repo.SnapshotOptions, run fu
 	if res.Tags == nil {
 		res.Tags = []string{}
 	}
-	return res, nil
+	return res
 }
 
-// snapshotTree stores a directory tree. A failure to read the tree is a
-// source failure (exit code 3): treeSource marks its errors.
-func snapshotTree(ctx context.Context, r *repo.Repository, t *treeSource, opts repo.SnapshotOptions) (*repo.Snapshot, error) {
-	return r.SnapshotTree(ctx, t, opts)
+// causeError prints msg but keeps err for errors.Is and As, so the exit
+// code follows the cause.
+type causeError struct {
+	msg string
+	err error
+}
+
+func (e causeError) Error() string { return e.msg }
+func (e causeError) Unwrap() error { return e.err }
+
+// sourceParallelism is how many sources of one bk snapshot run at once.
+// Their streams share the batch's packs.
+const sourceParallelism = 2
+
+// snapshotJob is one source of bk snapshot: an engine or a folder.
+type snapshotJob struct {
+	name string
+	eng  engines.Engine
+	tree *treeSource
+}
+
+// jobFailure is a source that failed.
+type jobFailure struct {
+	name string
+	err  error
+}
+
+// snapshotWriter stores snapshots: a repository, or a batch of them.
+type snapshotWriter interface {
+	SnapshotStream(ctx context.Context, rd io.Reader, opts repo.SnapshotOptions) (*repo.Snapshot, error)
+	SnapshotTree(ctx context.Context, src repo.NodeSource, opts repo.SnapshotOptions) (*repo.Snapshot, error)
+}
+
+// snapshotJobs runs the sources through one batch, sourceParallelism at a
+// time, so they share packs. A failing source does not stop the others.
+// results holds one entry per job, in order; failed lists the failures.
+func (a *app) snapshotJobs(ctx context.Context, r *repo.Repository, base repo.SnapshotOptions, jobs []snapshotJob) ([]snapshotResult, []jobFailure) {
+	results := make([]snapshotResult, len(jobs))
+	errs := make([]error, len(jobs))
+	b, err := r.NewBatch(ctx)
+	if err != nil {
+		return nil, []jobFailure{{"repository", err}}
+	}
+	p := &repo.Progress{}
+	pl := a.startProgress(p, "read", true)
+	sem := make(chan struct{}, sourceParallelism)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			opts := base
+			opts.Name, opts.Progress = j.name, p
+			start := time.Now()
+			var snap *repo.Snapshot
+			if j.tree != nil {
+				opts.Command = j.tree.Source()
+				snap, errs[i] = b.SnapshotTree(ctx, j.tree, opts)
+			} else {
+				opts.Command = j.eng.Source()
+				snap, errs[i] = snapshotDump(ctx, b, j.eng, opts)
+			}
+			if errs[i] != nil {
+				results[i] = snapshotResult{Name: j.name, Tags: []string{}, Error: errs[i].Error()}
+				return
+			}
+			results[i] = resultOf(snap, start)
+		}()
+	}
+	wg.Wait()
+	pl.done()
+	cerr := b.Close()
+	var failed []jobFailure
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, jobFailure{jobs[i].name, err})
+		}
+	}
+	if cerr != nil && len(failed) < len(jobs) {
+		// Every saved snapshot synced its blobs first; a failure to flush
+		// what is left (blobs of failed sources) loses nothing saved.
+		fmt.Fprintf(a.stderr, "bk: warning: finishing the batch: %v\n", cerr)
+	}
+	return results, failed
+}
+
+// printSnapshots prints one line per saved snapshot.
+func (a *app) printSnapshots(list []snapshotResult) {
+	for _, res := range list {
+		fmt.Fprintf(a.stdout, "snapshot %s of %s saved: %s read, %s added in %.1fs\n",
+			res.ShortID, res.Name, formatBytes(res.Size), formatBytes(res.AddedBytes), res.Duration)
+		if res.Status == repo.StatusSuspicious {
+			fmt.Fprintf(a.stderr, "bk: warning: snapshot %s is marked suspicious: the dump is less than half the size of the previous one\n", res.ShortID)
+		}
+	}
 }
 
 // snapshotDump joins an engine's dump to the repository through a pipe, so a
 // failing dump fails the snapshot and nothing is recorded.
-func snapshotDump(ctx context.Context, r *repo.Repository, d engines.Engine, opts repo.SnapshotOptions) (*repo.Snapshot, error) {
+func snapshotDump(ctx context.Context, r snapshotWriter, d engines.Engine, opts repo.SnapshotOptions) (*repo.Snapshot, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bk-backup/bk/internal/testenv"
 )
 
 // writeTree fills dir with a small tree of every kind of entry bk keeps.
@@ -173,4 +176,33 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestE2EManySources snapshots several sources in one run: they share the
+// batch's packs, a failing source does not stop the others, and the exit
+// code reports the failure.
+func TestE2EManySources(t *testing.T) {
+	t.Parallel()
+	sqlite3 := testenv.RequireCommand(t, "sqlite3")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	if out, err := exec.Command(sqlite3, db, "CREATE TABLE t(a); INSERT INTO t VALUES (1), (2);").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	tree := filepath.Join(dir, "tree")
+	writeTree(t, tree)
+	r := newRepo(t)
+	res := r.run(nil, "snapshot", tree, "sqlite://"+db, "sqlite://"+filepath.Join(dir, "missing.db"), "--json")
+	res.wantFail(t, exitSource, "sqlite:missing.db: no snapshot saved", "1 of 3 sources failed")
+	var list []map[string]any
+	decodeJSON(t, res.stdout, &list)
+	if len(list) != 3 || list[0]["name"] != "dir:"+tree || list[1]["name"] != "sqlite:app.db" ||
+		list[2]["error"] == nil || list[2]["id"] != nil {
+		t.Fatalf("JSON of three sources: %v", list)
+	}
+	if n := len(r.snapshots()); n != 2 {
+		t.Fatalf("%d snapshots saved, want 2", n)
+	}
+	r.must(nil, "check", "--read-data")
+	r.must(nil, "restore", "latest", "--name", "sqlite:app.db", "--target", filepath.Join(dir, "out"))
 }
