@@ -35,6 +35,18 @@
 //     nothing to reclaim, forget --keep-daily 10 then prune, the idle prune
 //     again, and a prune that repacks every partly used pack; with restic's
 //     and borg's equivalents side by side.
+//   - -days: dedup across days of real databases. For each of PostgreSQL
+//     (-days-pg), MariaDB (-days-mysql) and SQLite (-days-engines picks), a
+//     scratch database bk_bench_days_* gets one table of ints, text,
+//     timestamps and numeric whose dump is about -days-size (200 MiB). bk
+//     snapshots the engine URL (postgres://, mysql://, sqlite:///) on night 1,
+//     then -days-update (1%) of the rows are updated at random, then night 2.
+//     The same dumps, written to files by the engine's tool with bk's options
+//     (pg_dump --format=plain; mariadb-dump --single-transaction --routines
+//     --triggers --events --hex-blob; for SQLite the VACUUM INTO file bk
+//     streams), go to restic and borg. It prints the bytes each night added
+//     and night 2's share of night 1's. A server that is not reachable is
+//     skipped with the reason; the database is dropped on every outcome.
 //
 // Targets are printed next to the results, marked ok or below; the command
 // never fails because of them, only because something did not work.
@@ -44,6 +56,8 @@
 //	go run ./bench -size 1GiB [-dir DIR] [-keep] [-skip-others] [-seed N] [-json FILE]
 //	               [-nights=false] [-chain=false] [-chain-size 256MiB] [-fetch=false] [-pgbench=false] [-pg CONNINFO]
 //	               [-retention=false] [-retention-size 256MiB] [-retention-days 30] [-retention-keep 10]
+//	               [-days=false] [-days-size 200MiB] [-days-update 0.01] [-days-engines postgres,mysql,sqlite]
+//	go run ./bench -only days|pgbench [flags]   # one section that needs no generated dump
 //
 // Throughput is in MB/s of the plain stream (1 MB = 10^6 bytes); CPU costs
 // are CPU seconds per GB (10^9 bytes) of dump text on one core; sizes are in

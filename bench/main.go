@@ -53,6 +53,14 @@ type options struct {
 	retentionSize                int64
 	retentionDays, retentionKeep int
 	retentionEdits               float64
+
+	// Dedup across days of real databases.
+	days              bool
+	daysSize          int64
+	daysUpdate        float64
+	daysEngines       string
+	daysPG, daysMySQL string
+	only              string
 }
 
 func main() {
@@ -90,6 +98,13 @@ func main() {
 	fs.IntVar(&o.retentionDays, "retention-days", 30, "daily snapshots in the retention repositories")
 	fs.IntVar(&o.retentionKeep, "retention-keep", 10, "forget --keep-daily N of the retention benchmark")
 	fs.Float64Var(&o.retentionEdits, "retention-edits", 0.01, "fraction of rows each day of the retention benchmark edits")
+	fs.BoolVar(&o.days, "days", true, "two nights of a real PostgreSQL, MariaDB and SQLite table with 1% of rows updated, with bk (engine URL), restic and borg (servers not reachable are skipped)")
+	daysSize := fs.String("days-size", "200MiB", "about the dump size of each database of -days")
+	fs.Float64Var(&o.daysUpdate, "days-update", 0.01, "fraction of rows -days updates at random between the two nights")
+	fs.StringVar(&o.daysEngines, "days-engines", "postgres,mysql,sqlite", "engines of -days, comma-separated")
+	fs.StringVar(&o.daysPG, "days-pg", "postgres://postgres@127.0.0.1:5432", "PostgreSQL server of -days, a bk source URL without database or password")
+	fs.StringVar(&o.daysMySQL, "days-mysql", "mysql://root@127.0.0.1:3306", "MariaDB server of -days, a bk source URL without database or password")
+	fs.StringVar(&o.only, "only", "", "run only this section, which needs no generated dump: days or pgbench")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError
 	var err error
 	if o.size, err = parseSize(*size); err == nil {
@@ -101,18 +116,27 @@ func main() {
 	if err == nil {
 		o.retentionSize, err = parseSize(*retentionSize)
 	}
+	if err == nil {
+		o.daysSize, err = parseSize(*daysSize)
+	}
+	if err == nil {
+		err = daysEngineList(o.daysEngines)
+	}
+	if err == nil && o.only != "" && o.only != "days" && o.only != "pgbench" {
+		err = fmt.Errorf("-only %q: want days or pgbench", o.only)
+	}
 	if err == nil && (o.retentionKeep < 1 || o.retentionDays <= o.retentionKeep) {
 		err = errors.New("-retention-keep must be at least 1 and below -retention-days")
 	}
 	if err == nil && (o.chainNights < 2 || o.chainRounds < 1 || o.fetchSamples < 1 || o.pgScale < 1 || o.pgTx < 1 || o.pgClients < 1) {
 		err = errors.New("-chain-nights must be at least 2, and -chain-rounds, -fetch-samples and the pgbench numbers at least 1")
 	}
-	for _, f := range []float64{o.night2Edits, o.night3Edits, o.chainEdits, o.retentionEdits} {
+	for _, f := range []float64{o.night2Edits, o.night3Edits, o.chainEdits, o.retentionEdits, o.daysUpdate} {
 		if err == nil && !(f >= 0 && f <= 1) {
 			err = fmt.Errorf("edit fraction %v is not in [0, 1]", f)
 		}
 	}
-	if err != nil || o.size <= 0 || o.chainSize <= 0 || o.retentionSize <= 0 || fs.NArg() > 0 {
+	if err != nil || o.size <= 0 || o.chainSize <= 0 || o.retentionSize <= 0 || o.daysSize <= 0 || fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "bench: bad arguments: %v %q\n", err, fs.Args())
 		fs.Usage()
 		os.Exit(2)
@@ -148,6 +172,9 @@ func benchmark(ctx context.Context, o options, out, progress io.Writer) (err err
 	}
 	r := &report{Size: o.size, Seed: o.seed, Dir: work,
 		Platform: fmt.Sprintf("%s %s/%s, %d CPUs", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
+	if o.only != "" {
+		return benchmarkOnly(ctx, o, r, out, progress)
+	}
 	fmt.Fprintf(out, "bk bench: %s dump, seed %d, %s\nwork folder %s\n", formatSize(o.size), o.seed, r.Platform, work)
 	if la := loadAverage(); la != "" {
 		fmt.Fprintf(out, "load average at start: %s (other processes on these CPUs make wall-clock figures noisy)\n", la)
@@ -220,6 +247,7 @@ func benchmark(ctx context.Context, o options, out, progress io.Writer) (err err
 	printFetch(out, r.Fetch)
 	printPG(out, r.PG)
 	printRetention(out, r.Retention)
+	printDays(out, r.Days)
 
 	if la := loadAverage(); la != "" {
 		r.Notices = append(r.Notices, "load average at the end: "+la)
@@ -236,6 +264,46 @@ func benchmark(ctx context.Context, o options, out, progress io.Writer) (err err
 		}
 	}
 	return bkErr
+}
+
+// benchmarkOnly runs the one section o.only, which needs no generated dump,
+// in the work folder r.Dir.
+func benchmarkOnly(ctx context.Context, o options, r *report, out, progress io.Writer) error {
+	fmt.Fprintf(out, "bk bench -only %s: %s\nwork folder %s\n", o.only, r.Platform, r.Dir)
+	if la := loadAverage(); la != "" {
+		fmt.Fprintf(out, "load average at start: %s (other processes on these CPUs make wall-clock figures noisy)\n", la)
+	}
+	tools, notices := findTools(ctx, o, r.Dir, progress)
+	r.Notices = append(r.Notices, notices...)
+	for _, t := range tools {
+		v := t.Version
+		if v == "" {
+			v = t.Name
+		}
+		fmt.Fprintf(out, "%-7s %s: %s\n", t.Name, v, t.Settings)
+	}
+	var err error
+	if !hasTool(tools, "bk") {
+		err = errors.New("no bk binary")
+	} else {
+		switch o.only {
+		case "days":
+			err = runDays(ctx, o, r, tools, progress)
+			printDays(out, r.Days)
+		case "pgbench":
+			err = runPGBench(ctx, o, r, tools, progress)
+			printPG(out, r.PG)
+			evaluatePG(r)
+		}
+	}
+	if la := loadAverage(); la != "" {
+		r.Notices = append(r.Notices, "load average at the end: "+la)
+	}
+	printTargets(out, r)
+	if o.jsonPath != "" {
+		err = errors.Join(err, writeJSON(o.jsonPath, r))
+	}
+	return err
 }
 
 // generate writes the dump and its edited copy. Each file is written by its

@@ -33,6 +33,7 @@ type report struct {
 	PG     *pgResult     `json:"pgbench,omitempty"`
 
 	Retention *retentionResult `json:"retention,omitempty"`
+	Days      *daysResult      `json:"days,omitempty"`
 }
 
 // target is one goal printed beside the results; missing is true when the

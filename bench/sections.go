@@ -25,8 +25,8 @@ func moreSections(ctx context.Context, o options, work, orig string, tools []*to
 		}
 	}
 	if bk == nil {
-		if o.nights || o.chain || o.fetch || o.pgbench || o.retention {
-			r.Notices = append(r.Notices, "nights, chain, base fetch, pgbench and retention skipped: no bk binary")
+		if o.nights || o.chain || o.fetch || o.pgbench || o.retention || o.days {
+			r.Notices = append(r.Notices, "nights, chain, base fetch, pgbench, retention and days skipped: no bk binary")
 		}
 		return nil
 	}
@@ -65,13 +65,8 @@ func moreSections(ctx context.Context, o options, work, orig string, tools []*to
 		}
 	}
 	if o.pgbench && ctx.Err() == nil {
-		r.PG = benchPG(ctx, o, work, tools, progress)
-		if r.PG.Skipped != "" {
-			r.Notices = append(r.Notices, "pgbench skipped: "+r.PG.Skipped)
-		}
-		fromResults("pgbench", r.PG.Tools)
-		if r.PG.Error != "" && len(r.PG.Tools) == 0 {
-			r.Notices = append(r.Notices, "pgbench failed: "+r.PG.Error)
+		if err := runPGBench(ctx, o, r, tools, progress); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if o.retention && ctx.Err() == nil {
@@ -83,6 +78,11 @@ func moreSections(ctx context.Context, o options, work, orig string, tools []*to
 			if t.Error != "" && t.Name != "bk" {
 				r.Notices = append(r.Notices, fmt.Sprintf("retention, %s failed: %s", t.Name, t.Error))
 			}
+		}
+	}
+	if o.days && ctx.Err() == nil {
+		if err := runDays(ctx, o, r, tools, progress); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if ctx.Err() != nil {
@@ -146,6 +146,67 @@ func moreSections(ctx context.Context, o options, work, orig string, tools []*to
 	return errors.Join(errs...)
 }
 
+// runPGBench runs the pgbench section into r.PG. A failure of bk is
+// returned; other failures become notices.
+func runPGBench(ctx context.Context, o options, r *report, tools []*tool, progress io.Writer) error {
+	r.PG = benchPG(ctx, o, r.Dir, tools, progress)
+	if r.PG.Skipped != "" {
+		r.Notices = append(r.Notices, "pgbench skipped: "+r.PG.Skipped)
+	}
+	var errs []error
+	for _, t := range r.PG.Tools {
+		if t.Error == "" {
+			continue
+		}
+		if strings.HasPrefix(t.Name, "bk") {
+			errs = append(errs, fmt.Errorf("pgbench, %s: %s", t.Name, firstLine(t.Error)))
+		}
+		r.Notices = append(r.Notices, fmt.Sprintf("pgbench, %s failed: %s", t.Name, t.Error))
+	}
+	if r.PG.Error != "" && len(r.PG.Tools) == 0 {
+		r.Notices = append(r.Notices, "pgbench failed: "+r.PG.Error)
+	}
+	return errors.Join(errs...)
+}
+
+// runDays runs the dedup-across-days section into r.Days. An engine whose
+// server is unreachable is skipped with a notice; a failure of bk is
+// returned, other failures become notices.
+func runDays(ctx context.Context, o options, r *report, tools []*tool, progress io.Writer) error {
+	r.Days = benchDays(ctx, o, r.Dir, tools, progress)
+	var errs []error
+	for _, d := range r.Days.Engines {
+		if d.Skipped != "" {
+			r.Notices = append(r.Notices, fmt.Sprintf("days, %s skipped: %s", d.Engine, d.Skipped))
+			continue
+		}
+		bkFailed := false
+		for _, t := range d.Tools {
+			if t.Error == "" {
+				continue
+			}
+			r.Notices = append(r.Notices, fmt.Sprintf("days, %s, %s failed: %s", d.Engine, t.Name, t.Error))
+			if t.Name == "bk" {
+				bkFailed = true
+				errs = append(errs, fmt.Errorf("days, %s, bk: %s", d.Engine, firstLine(t.Error)))
+			}
+		}
+		if d.Error != "" && !bkFailed {
+			r.Notices = append(r.Notices, fmt.Sprintf("days, %s failed: %s", d.Engine, d.Error))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func hasTool(tools []*tool, name string) bool {
+	for _, t := range tools {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // bkRuns returns every run of bk in the report, named by section.
 func bkRuns(r *report) (names []string, runs []run) {
 	add := func(section string, ts []*toolResult) {
@@ -171,6 +232,11 @@ func bkRuns(r *report) (names []string, runs []run) {
 	}
 	if r.PG != nil {
 		add("pgbench:", r.PG.Tools)
+	}
+	if r.Days != nil {
+		for _, d := range r.Days.Engines {
+			add("days "+d.Engine+":", d.Tools)
+		}
 	}
 	if bk := r.Retention.bk(); bk != nil {
 		for _, x := range bk.bkRuns() {
