@@ -58,16 +58,20 @@ whose data is gone as broken, so that 'bk forget' can remove them.
 
 --restore-test runs restore drills instead of the repository check: SNAPSHOT,
 or else the newest good snapshot of every source (host and name) made by the
-postgres, mysql or sqlite engine, is loaded through its engine into a
+postgres, mysql, sqlite or redis engine or of a folder, is loaded into a
 throwaway target: a bk_drill_<random> database on the --scratch server of
 its engine (postgres://USER@HOST[:PORT], mysql://USER@HOST[:PORT]; required
-for those engines), or a temporary SQLite file. The target is always removed
-afterwards, even when the drill fails. Every table is then counted exactly
-and compared with the snapshot's manifest: the set of tables must match, and
-so must every exact count; counts the manifest only estimated are reported
-next to the restored ones without failing. Redis snapshots and whole-server
-dumps are skipped (not supported yet). One line per source gives pass or
-FAIL, the restore time and the rows checked; the exit status is 1 if any
+for those engines), a temporary SQLite file, a redis-server started on a
+free local port in a temporary folder, or a temporary folder for a directory
+snapshot. The target is always removed afterwards, even when the drill
+fails. Every table is then counted exactly and compared with the snapshot's
+manifest: the set of tables must match, and so must every exact count;
+counts the manifest only estimated are reported next to the restored ones
+without failing. Redis key counts per database must match the manifest's,
+less keys that expired since; a folder must restore every entry, each file
+verified against its hash. Whole-server dumps (postgres://host/*) are
+skipped (not supported yet). One line per source gives pass or FAIL, the
+restore time and the rows, keys or files checked; the exit status is 1 if any
 drill failed.`,
 		Example: `  bk check
   bk check --read-data

@@ -162,6 +162,12 @@ func TestE2ETreeSnapshot(t *testing.T) {
 		t.Fatal("db/data.bin differs after prune")
 	}
 
+	// A restore drill recreates the newest tree in a temporary folder.
+	drills := string(r.must(nil, "check", "--restore-test").stdout)
+	if !strings.Contains(drills, "pass dir:"+src) || !strings.Contains(drills, "5 files checked") {
+		t.Fatalf("restore drill of the tree:\n%s", drills)
+	}
+
 	// Wrong uses are refused with a clear message.
 	r.run(nil, "restore", second.ID, "--stdout").wantFail(t, exitUsage, "directory tree", "--target")
 	r.run(nil, "snapshot", filepath.Join(src, "missing")).wantFail(t, exitSource, "no such file")
