@@ -143,4 +143,3 @@ func (b *Backend) keep(h store.Handle, data []byte) {
 func (b *Backend) Unwrap() store.Backend { return b.Backend }
 
 var _ store.Backend = (*Backend)(nil)
-
