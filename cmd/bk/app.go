@@ -32,6 +32,7 @@ type app struct {
 	quiet        bool
 	cacheDir     string
 	noCache      bool
+	s3           s3Flags
 	kdf          crypt.KDFParams // for tests: BK_TEST_KDF=cheap
 }
 
@@ -72,6 +73,7 @@ BK_PASSWORD_COMMAND, or a prompt on a terminal. It is never read from argv.`,
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print no progress")
 	pf.StringVar(&a.cacheDir, "cache-dir", os.Getenv("BK_CACHE_DIR"), "local cache folder (env BK_CACHE_DIR; default $XDG_CACHE_HOME/bk)")
 	pf.BoolVar(&a.noCache, "no-cache", false, "use no local cache")
+	a.s3.register(pf)
 
 	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.restoreCommand(),
 		a.keyCommand(), a.unlockCommand(), a.catCommand(), a.versionCommand(),
@@ -102,13 +104,13 @@ func usageArgs(c *cobra.Command) {
 }
 
 // backend opens the storage named by --repo; create makes a new one.
-func (a *app) backend(create bool) (store.Backend, error) {
+func (a *app) backend(ctx context.Context, create bool) (store.Backend, error) {
 	loc := a.repoPath
 	if loc == "" {
 		return nil, usagef("no repository given: pass --repo PATH or set BK_REPO")
 	}
 	if strings.HasPrefix(loc, "s3:") {
-		return nil, usagef("repository %q: S3 repositories are not supported by this build", loc)
+		return a.s3Backend(ctx, loc, create)
 	}
 	loc = strings.TrimPrefix(loc, "local:")
 	if create {
@@ -140,7 +142,7 @@ func (e *noRepoError) Unwrap() []error { return []error{e.err, errNoRepo} }
 
 // open opens the repository with the configured password.
 func (a *app) open(ctx context.Context) (*repo.Repository, error) {
-	be, err := a.backend(false)
+	be, err := a.backend(ctx, false)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ BK_PASSWORD_COMMAND.`,
 			if err != nil {
 				return err
 			}
-			be, err := a.backend(true)
+			be, err := a.backend(cmd.Context(), true)
 			if err != nil {
 				return err
 			}
