@@ -57,7 +57,7 @@
 //	               [-nights=false] [-chain=false] [-chain-size 256MiB] [-fetch=false] [-pgbench=false] [-pg CONNINFO]
 //	               [-retention=false] [-retention-size 256MiB] [-retention-days 30] [-retention-keep 10]
 //	               [-days=false] [-days-size 200MiB] [-days-update 0.01] [-days-engines postgres,mysql,sqlite]
-//	go run ./bench -only days|pgbench [flags]   # one section that needs no generated dump
+//	go run ./bench -only days|pgbench|retention [flags]   # one section that needs no generated dump
 //
 // Throughput is in MB/s of the plain stream (1 MB = 10^6 bytes); CPU costs
 // are CPU seconds per GB (10^9 bytes) of dump text on one core; sizes are in

@@ -104,7 +104,7 @@ func main() {
 	fs.StringVar(&o.daysEngines, "days-engines", "postgres,mysql,sqlite", "engines of -days, comma-separated")
 	fs.StringVar(&o.daysPG, "days-pg", "postgres://postgres@127.0.0.1:5432", "PostgreSQL server of -days, a bk source URL without database or password")
 	fs.StringVar(&o.daysMySQL, "days-mysql", "mysql://root@127.0.0.1:3306", "MariaDB server of -days, a bk source URL without database or password")
-	fs.StringVar(&o.only, "only", "", "run only this section, which needs no generated dump: days or pgbench")
+	fs.StringVar(&o.only, "only", "", "run only this section, which needs no generated dump: days, pgbench or retention")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError
 	var err error
 	if o.size, err = parseSize(*size); err == nil {
@@ -122,8 +122,8 @@ func main() {
 	if err == nil {
 		err = daysEngineList(o.daysEngines)
 	}
-	if err == nil && o.only != "" && o.only != "days" && o.only != "pgbench" {
-		err = fmt.Errorf("-only %q: want days or pgbench", o.only)
+	if err == nil && o.only != "" && o.only != "days" && o.only != "pgbench" && o.only != "retention" {
+		err = fmt.Errorf("-only %q: want days, pgbench or retention", o.only)
 	}
 	if err == nil && (o.retentionKeep < 1 || o.retentionDays <= o.retentionKeep) {
 		err = errors.New("-retention-keep must be at least 1 and below -retention-days")
@@ -294,6 +294,14 @@ func benchmarkOnly(ctx context.Context, o options, r *report, out, progress io.W
 			err = runPGBench(ctx, o, r, tools, progress)
 			printPG(out, r.PG)
 			evaluatePG(r)
+		case "retention":
+			// No run dump: day 1 is generated at -retention-size.
+			r.Retention = benchRetention(ctx, o, r.Dir, "", tools, progress)
+			printRetention(out, r.Retention)
+			evaluateRetention(r)
+			if rr := r.Retention; rr.Error != "" {
+				err = errors.New("retention: " + rr.Error)
+			}
 		}
 	}
 	if la := loadAverage(); la != "" {

@@ -242,7 +242,7 @@ func (r *retentionResult) run(ctx context.Context, o options, work, orig string,
 	}
 	file := func(n int) string { return filepath.Join(work, fmt.Sprintf("retention%d.sql", n)) }
 	first := orig
-	if o.retentionSize == o.size {
+	if o.retentionSize == o.size && orig != "" {
 		r.Reused = true
 		fi, err := os.Stat(orig)
 		if err != nil {

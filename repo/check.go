@@ -41,6 +41,10 @@ type CheckOptions struct {
 	Snapshot string
 	// Progress, if set, counts the bytes read from packs.
 	Progress *Progress
+
+	// onDecode, if set, is called for every blob that --read-data decodes
+	// (tests count the decodes through it). It may be called concurrently.
+	onDecode func(id crypt.ID)
 }
 
 // ProblemKind says what a Problem is about. The values appear in
@@ -151,11 +155,15 @@ func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
 // index. ReadData or Subset then download packs whole, one at a time, check
 // each against its name and verify every blob in it. A pack that fails is
 // read once more: if that read is clean, the failure is reported as a
-// flaky read (a warning), else as corruption.
+// flaky read (a warning), else as corruption. Data blobs stored as deltas
+// are decoded once each, tree by tree from the whole blob at the bottom of
+// their chains (check_chain.go).
 //
 // Memory grows with the index, not with the data: packs are streamed, and
 // the snapshots that each problem hurts are found by walking the snapshots
-// once more, only when there are problems.
+// once more, only when there are problems. Delta programs wait for their
+// chains' walks in at most 512 MiB, the roots decoded from one pack in at
+// most 128 MiB, and a walk holds one plaintext per chain depth per worker.
 func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
 	c, err := r.check(ctx, opts, true)
 	if err != nil {
@@ -255,6 +263,7 @@ type checker struct {
 	files map[crypt.ID]int64    // pack files in the store
 	set   *indexSet             // the index as loaded
 	bad   map[crypt.ID]struct{} // packs missing or of the wrong size
+	plan  *chainPlan            // the delta trees --read-data decodes
 }
 
 func (r *Repository) check(ctx context.Context, opts CheckOptions, headers bool) (*checker, error) {

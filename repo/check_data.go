@@ -19,10 +19,12 @@ import (
 // ranged reads, and whole packs for --read-data.
 
 // readData downloads the packs ids one at a time (the next one while the
-// current one is verified) and verifies them.
+// current one is verified) and verifies them. Delta chains are decoded once
+// each, from their roots (check_chain.go), which decides the order of ids.
 func (c *checker) readData(ctx context.Context, ids []crypt.ID) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	c.plan, ids = c.planChains(ids)
 	type fetched struct {
 		id   crypt.ID
 		data []byte
@@ -44,6 +46,9 @@ func (c *checker) readData(ctx context.Context, ids []crypt.ID) error {
 		if err := c.checkPackData(ctx, f.id, f.data, f.err); err != nil {
 			return err
 		}
+	}
+	if ctx.Err() == nil {
+		c.walkRest(ctx)
 	}
 	return ctx.Err()
 }
@@ -71,34 +76,39 @@ func (c *checker) fetch(ctx context.Context, id crypt.ID) ([]byte, error) {
 	return data, err
 }
 
-// checkPackData verifies one downloaded pack, reading it again if it fails.
+// checkPackData verifies one downloaded pack, reading it again if it
+// fails, and then decodes the delta trees the pack completes.
 func (c *checker) checkPackData(ctx context.Context, id crypt.ID, data []byte, err error) error {
 	c.mu.Lock()
 	c.rep.PacksRead++
 	c.mu.Unlock()
-	found := c.verifyPack(ctx, id, data, err, true)
-	if ctx.Err() != nil || len(found) == 0 {
-		return ctx.Err()
-	}
-	data, err = c.fetch(ctx, id)
-	again := c.verifyPack(ctx, id, data, err, false)
+	pc := newPackChains()
+	found := c.verifyPack(ctx, id, data, err, true, pc)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if len(again) == 0 {
-		c.flaky(id, errors.New(found[0].What))
-		return nil
+	if len(found) > 0 {
+		data, err = c.fetch(ctx, id)
+		pc = newPackChains()
+		again := c.verifyPack(ctx, id, data, err, false, pc)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if len(again) == 0 {
+			c.flaky(id, errors.New(found[0].What))
+		}
+		for _, f := range again {
+			c.add(f)
+		}
 	}
-	for _, f := range again {
-		c.add(f)
-	}
-	return nil
+	c.commitChains(ctx, id, pc)
+	return ctx.Err()
 }
 
 // verifyPack checks a pack's bytes: its name, its header and every blob.
 // It returns what it finds wrong in this pack; problems with delta bases in
 // other packs are recorded directly.
-func (c *checker) verifyPack(ctx context.Context, id crypt.ID, data []byte, err error, count bool) []*finding {
+func (c *checker) verifyPack(ctx context.Context, id crypt.ID, data []byte, err error, count bool, pc *packChains) []*finding {
 	ps := c.set.packs[id]
 	if err != nil {
 		return []*finding{{scope: scopePack, Problem: Problem{Kind: ProblemPackRead, Pack: id, What: "read: " + err.Error()}}}
@@ -124,7 +134,7 @@ func (c *checker) verifyPack(ctx context.Context, id crypt.ID, data []byte, err 
 		c.mu.Unlock()
 	}
 	p := index.Pack{ID: id, Salt: ps.salt, Size: ps.size}
-	found = append(found, c.verifyBlobs(ctx, p, entries, data)...)
+	found = append(found, c.verifyBlobs(ctx, p, entries, data, pc)...)
 	if !hashOK && len(found) == 0 {
 		found = append(found, &finding{scope: scopePack, Problem: Problem{Kind: ProblemPackHash, Pack: id,
 			What: "the content does not match the pack's name, though every blob verified"}})
@@ -133,8 +143,8 @@ func (c *checker) verifyPack(ctx context.Context, id crypt.ID, data []byte, err 
 }
 
 // verifyBlobs decrypts, decodes and verifies the blobs of one pack with
-// the repository's workers.
-func (c *checker) verifyBlobs(ctx context.Context, p index.Pack, entries []pack.Entry, data []byte) []*finding {
+// the repository's workers; what the delta trees need goes to pc.
+func (c *checker) verifyBlobs(ctx context.Context, p index.Pack, entries []pack.Entry, data []byte, pc *packChains) []*finding {
 	var (
 		mu    sync.Mutex
 		found []*finding
@@ -153,7 +163,7 @@ func (c *checker) verifyBlobs(ctx context.Context, p index.Pack, entries []pack.
 					return
 				}
 				var f *finding
-				sealed, plain, f = c.verifyBlob(ctx, p, entries[i], data, bases, sealed, plain)
+				sealed, plain, f = c.verifyBlob(ctx, p, entries[i], data, pc, bases, sealed, plain)
 				if f != nil {
 					mu.Lock()
 					found = append(found, f)
@@ -167,8 +177,10 @@ func (c *checker) verifyBlobs(ctx context.Context, p index.Pack, entries []pack.
 }
 
 // verifyBlob verifies one blob of a pack; it returns the finding when the
-// blob is at fault, and the (possibly grown) scratch buffers.
-func (c *checker) verifyBlob(ctx context.Context, p index.Pack, e pack.Entry, data []byte, bases *baseCache, sealed, plain []byte) ([]byte, []byte, *finding) {
+// blob is at fault, and the (possibly grown) scratch buffers. A blob of a
+// delta tree is left to the tree's walk (verifyChainBlob); only deltas
+// outside the trees are decoded here, with their bases loaded one by one.
+func (c *checker) verifyBlob(ctx context.Context, p index.Pack, e pack.Entry, data []byte, pc *packChains, bases *baseCache, sealed, plain []byte) ([]byte, []byte, *finding) {
 	bad := func(what string) *finding {
 		return &finding{scope: scopeBlob, Problem: Problem{Kind: ProblemBlob, Pack: p.ID, Blob: e.ID,
 			Type: e.Type.String(), Lost: true, What: what}}
@@ -178,6 +190,9 @@ func (c *checker) verifyBlob(ctx context.Context, p index.Pack, e pack.Entry, da
 	}
 	// A copy: openBlob decrypts in place, and the pack may be read again.
 	sealed = append(sealed[:0], data[e.Offset:e.Offset+e.Length]...)
+	if n := c.plan.node(p.ID, e); n != nil {
+		return sealed, plain, c.verifyChainBlob(n, p, sealed, pc, bad)
+	}
 	var base []byte
 	verified := true
 	// baseFault reports a delta base that does not load; it returns the
@@ -208,6 +223,7 @@ func (c *checker) verifyBlob(ctx context.Context, p index.Pack, e pack.Entry, da
 	out, err := c.r.openBlob(loc, sealed, base, plain)
 	var got crypt.ID
 	if err == nil {
+		c.decoded(e.ID)
 		got = c.r.key.BlobID(out)
 	}
 	if (err != nil || got != e.ID) && !verified {
@@ -288,6 +304,7 @@ func (c *checker) loadBase(ctx context.Context, id crypt.ID, bases *baseCache, v
 		bases.failed[id] = err
 		return nil, false, err
 	}
+	c.decodedChain(id)
 	if old, ok := bases.m[id]; ok {
 		bases.size -= len(old.plain)
 		delete(bases.m, id)
