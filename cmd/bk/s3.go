@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -17,6 +18,7 @@ import (
 // s3Flags are the options of S3 repositories.
 type s3Flags struct {
 	region, lookup, caFile, storageClass string
+	timeout                              time.Duration
 }
 
 func (f *s3Flags) register(pf *pflag.FlagSet) {
@@ -24,6 +26,11 @@ func (f *s3Flags) register(pf *pflag.FlagSet) {
 	pf.StringVar(&f.lookup, "s3-lookup", os.Getenv("BK_S3_LOOKUP"), `S3 bucket addressing: "path", "dns" (virtual host) or "auto" (env BK_S3_LOOKUP)`)
 	pf.StringVar(&f.caFile, "s3-ca-file", os.Getenv("BK_S3_CA_FILE"), "PEM file of the CA that signed the S3 server's certificate (env BK_S3_CA_FILE)")
 	pf.StringVar(&f.storageClass, "s3-storage-class", os.Getenv("BK_S3_STORAGE_CLASS"), "S3 storage class for data packs, e.g. STANDARD_IA (env BK_S3_STORAGE_CLASS)")
+	timeout := s3.DefaultRetryDeadline
+	if d, err := time.ParseDuration(os.Getenv("BK_S3_TIMEOUT")); err == nil && d > 0 {
+		timeout = d
+	}
+	pf.DurationVar(&f.timeout, "s3-timeout", timeout, "give up an S3 operation whose transient errors (5xx, throttling, timeouts, resets) persist this long (env BK_S3_TIMEOUT)")
 }
 
 // s3Backend opens (or, with create, prepares: the bucket is created when
@@ -37,7 +44,7 @@ func (a *app) s3Backend(ctx context.Context, loc string, create bool) (store.Bac
 	if err != nil {
 		return nil, usageError{err}
 	}
-	cfg.Region, cfg.CAFile, cfg.StorageClass = a.s3.region, a.s3.caFile, a.s3.storageClass
+	cfg.Region, cfg.CAFile, cfg.StorageClass, cfg.RetryDeadline = a.s3.region, a.s3.caFile, a.s3.storageClass, a.s3.timeout
 	if a.s3.lookup != "" {
 		cfg.Lookup = a.s3.lookup
 	}

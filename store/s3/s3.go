@@ -66,14 +66,15 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 
 // Create connects to the repository at cfg and creates the bucket, in
 // cfg.Region, when it is missing. If a repository already exists there (its
-// config object does), Create returns an error that matches store.ErrExists.
-// Create writes no config; the caller puts one.
+// config object does), Create returns an error that matches store.ErrExists;
+// so it does when the prefix holds any other object: a repository is only
+// created where nothing is. Create writes no config; the caller puts one.
 func Create(ctx context.Context, cfg Config) (*Backend, error) {
 	b, err := newBackend(cfg)
 	if err != nil {
 		return nil, err
 	}
-	exists, err := b.bucketExists(ctx, "create")
+	exists, first, err := b.probe(ctx, "create")
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +97,9 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, b.wrapFinal("create", fmt.Errorf("a repository exists at %s: %w", b.Location(), store.ErrExists))
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
+	case first != "":
+		return nil, b.wrapFinal("create", fmt.Errorf("%s holds objects that are not a bk repository (%s); choose an empty prefix: %w",
+			b.Location(), first, store.ErrExists))
 	}
 	return b, nil
 }
@@ -186,23 +190,46 @@ func trustCA(tr *http.Transport, file string) error {
 // rather than asking with HEAD, because the error of a HEAD request has no
 // body to say what went wrong (a bad signature, say).
 func (b *Backend) bucketExists(ctx context.Context, op string) (bool, error) {
-	var exists bool
+	exists, _, err := b.probe(ctx, op)
+	return exists, err
+}
+
+// probe reports whether the bucket exists and the first key under the
+// prefix, if any.
+func (b *Backend) probe(ctx context.Context, op string) (exists bool, first string, err error) {
 	noOwner := false
-	err := b.retry(ctx, op, "bucket "+b.cfg.Bucket, func(int) error {
+	err = b.retry(ctx, op, "bucket "+b.cfg.Bucket, func(int) error {
 		lctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		exists = true
-		opts := minio.ListObjectsOptions{Prefix: b.base, MaxKeys: 1, FetchOwner: &noOwner}
+		exists, first = true, ""
+		opts := minio.ListObjectsOptions{Prefix: b.base, MaxKeys: 1, Recursive: true, FetchOwner: &noOwner}
 		for obj := range b.client.ListObjectsIter(lctx, b.cfg.Bucket, opts) {
+			if notS3(obj.Err) {
+				code := minio.ToErrorResponse(obj.Err).StatusCode
+				return finalError{fmt.Errorf("%s answered HTTP %d without S3 headers: is it an S3 server, and is the URL right?",
+					b.cfg.Endpoint, code)}
+			}
 			if minio.ToErrorResponse(obj.Err).Code == minio.NoSuchBucket {
 				exists = false
 				return nil
 			}
+			first = obj.Key
 			return obj.Err
 		}
 		return nil
 	})
-	return exists, err
+	return exists, first, err
+}
+
+// notS3 reports whether a listing failed with a client error that carries
+// no request ID. An S3 server answers every failed listing with an XML
+// error that has one; a web server's 404 page or 405 does not. Throttling
+// and timeouts (429, 408) may come from a proxy and are not judged.
+func notS3(err error) bool {
+	resp := minio.ToErrorResponse(err)
+	return err != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 &&
+		resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout &&
+		resp.RequestID == "" && resp.HostID == ""
 }
 
 // wrapFinal returns err, which is not the server's, as an operation's error.
