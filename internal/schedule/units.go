@@ -34,6 +34,10 @@ const (
 // BK_CACHE_DIR.
 const CacheDir = "/var/cache/bk"
 
+// StateDir is where the services keep job locks and check results
+// (StateDirectory=bk), passed to bk as BK_STATE_DIR.
+const StateDir = "/var/lib/bk"
+
 // ErrInvalid is matched (errors.Is) by every error about a malformed job,
 // option or schedule.
 var ErrInvalid = errors.New("invalid schedule")
@@ -331,6 +335,7 @@ func service(p scheduled, opts Options) string {
 	b.WriteString("IOSchedulingClass=idle\n")
 	b.WriteString("CacheDirectory=bk\nStateDirectory=bk\n")
 	fmt.Fprintf(&b, "Environment=BK_CACHE_DIR=%s\n", CacheDir)
+	fmt.Fprintf(&b, "Environment=BK_STATE_DIR=%s\n", StateDir)
 	b.WriteString("ProtectSystem=strict\n" +
 		"ProtectHome=read-only\n" +
 		"PrivateTmp=true\n" +

@@ -48,6 +48,7 @@ IOSchedulingClass=idle
 CacheDirectory=bk
 StateDirectory=bk
 Environment=BK_CACHE_DIR=/var/cache/bk
+Environment=BK_STATE_DIR=/var/lib/bk
 ProtectSystem=strict
 ProtectHome=read-only
 PrivateTmp=true
