@@ -47,6 +47,16 @@
 //     streams), go to restic and borg. It prints the bytes each night added
 //     and night 2's share of night 1's. A server that is not reachable is
 //     skipped with the reason; the database is dropped on every outcome.
+//   - -s3: bk against a real S3 server, versitygw (on PATH or in
+//     $GOPATH/bin; skipped with the reason without it), started on a free
+//     127.0.0.1 port over a folder of the work folder, beside a local
+//     repository with the same config and keys (so the same chunks). Each of
+//     -s3-rounds rounds (3) snapshots night 1 (the dump) and night 2 (the
+//     nights benchmark's) into fresh repositories; then night 1 is restored
+//     to /dev/null from each, and `bk snapshots` is timed with a warm and a
+//     cold cache (BK_CACHE_DIR deleted). It prints versitygw's CPU time
+//     beside bk's, since both share the machine's CPUs; -s3-cpuprofile DIR
+//     keeps bk's CPU profiles of the last round's night 1.
 //
 // Targets are printed next to the results, marked ok or below; the command
 // never fails because of them, only because something did not work.
@@ -57,7 +67,9 @@
 //	               [-nights=false] [-chain=false] [-chain-size 256MiB] [-fetch=false] [-pgbench=false] [-pg CONNINFO]
 //	               [-retention=false] [-retention-size 256MiB] [-retention-days 30] [-retention-keep 10]
 //	               [-days=false] [-days-size 200MiB] [-days-update 0.01] [-days-engines postgres,mysql,sqlite]
+//	               [-s3=false] [-s3-rounds 3] [-s3-cpuprofile DIR]
 //	go run ./bench -only days|pgbench|retention [flags]   # one section that needs no generated dump
+//	go run ./bench -only s3 -size 512MiB [flags]         # the S3 section alone, on a dump of -size
 //
 // Throughput is in MB/s of the plain stream (1 MB = 10^6 bytes); CPU costs
 // are CPU seconds per GB (10^9 bytes) of dump text on one core; sizes are in

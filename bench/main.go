@@ -61,6 +61,11 @@ type options struct {
 	daysEngines       string
 	daysPG, daysMySQL string
 	only              string
+
+	// bk on a local S3 server beside a local repository.
+	s3        bool
+	s3Rounds  int
+	s3Profile string
 }
 
 func main() {
@@ -104,7 +109,10 @@ func main() {
 	fs.StringVar(&o.daysEngines, "days-engines", "postgres,mysql,sqlite", "engines of -days, comma-separated")
 	fs.StringVar(&o.daysPG, "days-pg", "postgres://postgres@127.0.0.1:5432", "PostgreSQL server of -days, a bk source URL without database or password")
 	fs.StringVar(&o.daysMySQL, "days-mysql", "mysql://root@127.0.0.1:3306", "MariaDB server of -days, a bk source URL without database or password")
-	fs.StringVar(&o.only, "only", "", "run only this section, which needs no generated dump: days, pgbench or retention")
+	fs.StringVar(&o.only, "only", "", "run only this section, which needs no generated dump: days, pgbench, retention or s3 (which generates -size)")
+	fs.BoolVar(&o.s3, "s3", true, "bk on a local versitygw S3 server beside a local repository (skipped without versitygw)")
+	fs.IntVar(&o.s3Rounds, "s3-rounds", 3, "fresh repositories, restores and listings of -s3 (the median is kept)")
+	fs.StringVar(&o.s3Profile, "s3-cpuprofile", "", "folder for bk's CPU profiles of the last round's night 1 of -s3, local and S3")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError
 	var err error
 	if o.size, err = parseSize(*size); err == nil {
@@ -122,8 +130,11 @@ func main() {
 	if err == nil {
 		err = daysEngineList(o.daysEngines)
 	}
-	if err == nil && o.only != "" && o.only != "days" && o.only != "pgbench" && o.only != "retention" {
-		err = fmt.Errorf("-only %q: want days, pgbench or retention", o.only)
+	if err == nil && o.only != "" && o.only != "days" && o.only != "pgbench" && o.only != "retention" && o.only != "s3" {
+		err = fmt.Errorf("-only %q: want days, pgbench, retention or s3", o.only)
+	}
+	if err == nil && o.s3Rounds < 1 {
+		err = errors.New("-s3-rounds must be at least 1")
 	}
 	if err == nil && (o.retentionKeep < 1 || o.retentionDays <= o.retentionKeep) {
 		err = errors.New("-retention-keep must be at least 1 and below -retention-days")
@@ -248,6 +259,7 @@ func benchmark(ctx context.Context, o options, out, progress io.Writer) (err err
 	printPG(out, r.PG)
 	printRetention(out, r.Retention)
 	printDays(out, r.Days)
+	printS3(out, r.S3)
 
 	if la := loadAverage(); la != "" {
 		r.Notices = append(r.Notices, "load average at the end: "+la)
@@ -257,6 +269,7 @@ func benchmark(ctx context.Context, o options, out, progress io.Writer) (err err
 	evaluateChain(r)
 	evaluatePG(r)
 	evaluateRetention(r)
+	evaluateS3(r)
 	printTargets(out, r)
 	if o.jsonPath != "" {
 		if err := writeJSON(o.jsonPath, r); err != nil {
@@ -302,6 +315,11 @@ func benchmarkOnly(ctx context.Context, o options, r *report, out, progress io.W
 			if rr := r.Retention; rr.Error != "" {
 				err = errors.New("retention: " + rr.Error)
 			}
+		case "s3":
+			// No run dump: night 1 is generated at -size.
+			err = runS3(ctx, o, r, "", tools, progress)
+			printS3(out, r.S3)
+			evaluateS3(r)
 		}
 	}
 	if la := loadAverage(); la != "" {

@@ -34,6 +34,7 @@ type report struct {
 
 	Retention *retentionResult `json:"retention,omitempty"`
 	Days      *daysResult      `json:"days,omitempty"`
+	S3        *s3Result        `json:"s3,omitempty"`
 }
 
 // target is one goal printed beside the results; missing is true when the

@@ -13,7 +13,7 @@ import (
 )
 
 // moreSections runs the benchmarks of delta storage after the four runs:
-// nights, the chain, pgbench, retention (check, forget and prune), then (in this process, last, so that its
+// nights, the chain, pgbench, retention (check, forget and prune), days, s3, then (in this process, last, so that its
 // memory does not count in the children's peak RSS) the chain depths and
 // the base fetch. Results go into r; a failure of bk is returned, those of
 // other tools become notices.
@@ -25,8 +25,8 @@ func moreSections(ctx context.Context, o options, work, orig string, tools []*to
 		}
 	}
 	if bk == nil {
-		if o.nights || o.chain || o.fetch || o.pgbench || o.retention || o.days {
-			r.Notices = append(r.Notices, "nights, chain, base fetch, pgbench, retention and days skipped: no bk binary")
+		if o.nights || o.chain || o.fetch || o.pgbench || o.retention || o.days || o.s3 {
+			r.Notices = append(r.Notices, "nights, chain, base fetch, pgbench, retention, days and s3 skipped: no bk binary")
 		}
 		return nil
 	}
@@ -82,6 +82,11 @@ func moreSections(ctx context.Context, o options, work, orig string, tools []*to
 	}
 	if o.days && ctx.Err() == nil {
 		if err := runDays(ctx, o, r, tools, progress); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.s3 && ctx.Err() == nil {
+		if err := runS3(ctx, o, r, orig, tools, progress); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -236,6 +241,14 @@ func bkRuns(r *report) (names []string, runs []run) {
 	if r.Days != nil {
 		for _, d := range r.Days.Engines {
 			add("days "+d.Engine+":", d.Tools)
+		}
+	}
+	if r.S3 != nil {
+		for _, x := range r.S3.Local {
+			names, runs = append(names, "s3: bk local "+x.Name), append(runs, x.run)
+		}
+		for _, x := range r.S3.S3 {
+			names, runs = append(names, "s3: bk s3 "+x.Name), append(runs, x.run)
 		}
 	}
 	if bk := r.Retention.bk(); bk != nil {

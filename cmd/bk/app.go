@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -33,6 +34,10 @@ type app struct {
 	cacheDir     string
 	noCache      bool
 	s3           s3Flags
+	configPath   string // --config, BK_CONFIG
+	logJSON      bool
+	logLevel     string
+	log          *slog.Logger
 	kdf          crypt.KDFParams // for tests: BK_TEST_KDF=cheap
 }
 
@@ -74,10 +79,14 @@ BK_PASSWORD_COMMAND, or a prompt on a terminal. It is never read from argv.`,
 	pf.StringVar(&a.cacheDir, "cache-dir", os.Getenv("BK_CACHE_DIR"), "local cache folder (env BK_CACHE_DIR; default $XDG_CACHE_HOME/bk)")
 	pf.BoolVar(&a.noCache, "no-cache", false, "use no local cache")
 	a.s3.register(pf)
+	pf.StringVar(&a.configPath, "config", os.Getenv("BK_CONFIG"), "config file (env BK_CONFIG; default /etc/bk/bk.toml, then ~/.config/bk/bk.toml)")
+	pf.BoolVar(&a.logJSON, "log-json", false, "write logs as JSON lines on stderr")
+	pf.StringVar(&a.logLevel, "log-level", os.Getenv("BK_LOG_LEVEL"), "log level: debug, info, warn or error (env BK_LOG_LEVEL; default warn)")
 
 	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.restoreCommand(),
 		a.keyCommand(), a.unlockCommand(), a.catCommand(), a.versionCommand(),
-		a.checkCommand(), a.repairCommand(), a.forgetCommand(), a.pruneCommand(), a.lsCommand())
+		a.checkCommand(), a.repairCommand(), a.forgetCommand(), a.pruneCommand(), a.lsCommand(), a.runCommand(), a.scheduleCommand(),
+		a.configCommand())
 	usageArgs(root)
 	return root
 }
