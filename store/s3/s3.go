@@ -20,8 +20,10 @@ import (
 )
 
 // DefaultPartSize is the part size of multipart uploads. Objects up to this
-// size go up in a single PUT.
-const DefaultPartSize = 16 << 20
+// size go up in a single PUT: that is every pack of the default pack size
+// (16 MiB plus the chunk that crosses it), which saves the requests and the
+// server-side assembly of a multipart upload.
+const DefaultPartSize = 64 << 20
 
 // The backoff between attempts: random in [0, min(backoffCap,
 // backoffBase·2^(n-1))) after attempt n.
