@@ -387,3 +387,32 @@ func TestFind(t *testing.T) {
 		t.Errorf("system: %q %v", p, err)
 	}
 }
+
+// TestReadmeExample loads the complete example config of README.md, so the
+// documentation cannot drift from what bk accepts.
+func TestReadmeExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "## Complete example config")
+	if !ok {
+		t.Fatal("README.md has no complete example config")
+	}
+	_, block, ok := strings.Cut(after, "```toml\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("the example config is not in a toml block")
+	}
+	path := filepath.Join(t.TempDir(), "bk.toml")
+	if err := os.WriteFile(path, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatalf("the README's example config does not load:\n%v", err)
+	}
+	if len(cfg.Jobs) != 2 || cfg.Jobs[0].Name != "app" || !cfg.Jobs[0].Keep.Any() || cfg.Jobs[0].Notify.Email == nil {
+		t.Fatalf("example config: %+v", cfg)
+	}
+}
