@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -11,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/bk-backup/bk/internal/testenv"
+	"github.com/bk-backup/bk/store"
+	"github.com/bk-backup/bk/store/s3"
 	"github.com/bk-backup/bk/store/s3test"
 )
 
@@ -108,24 +113,37 @@ func TestE2ES3(t *testing.T) {
 	}
 	r.must(nil, "check")
 
-	// Locks work across processes on S3: prune waits for no one and fails
-	// clearly while a snapshot holds its shared lock, then runs.
+	// Locks work across processes on S3: once a snapshot holds its shared
+	// lock, prune fails at once and clearly (exit 11); then it runs.
 	pr, pw := io.Pipe()
+	t.Cleanup(func() { _ = pw.Close() })
 	slow := r.start(pr, "snapshot", "--stdin", "--name", "slow")
 	if _, err := pw.Write(bytes.Repeat([]byte("slow dump line\n"), 1000)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res := r.run(nil, "prune")
-		if res.code == exitLocked {
+	cfg, err := s3.ParseURL(r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Credentials = credentials.NewStaticV4(srv.AccessKey, srv.SecretKey, "")
+	be, err := s3.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		locks := 0
+		if err := be.List(context.Background(), store.LockFile, func(store.FileInfo) error { locks++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if locks > 0 {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prune during a snapshot: want exit %d (locked)\n%s", exitLocked, res)
+		if slow.exited() || time.Now().After(deadline) {
+			t.Fatalf("the slow snapshot never held a lock: %s", slow.wait())
 		}
-		time.Sleep(200 * time.Millisecond) // the snapshot may not hold its lock yet
+		time.Sleep(100 * time.Millisecond)
 	}
+	r.run(nil, "prune").wantFail(t, exitLocked, "locked")
 	_ = pw.Close()
 	if res := slow.wait(); res.code != 0 {
 		t.Fatalf("the slow snapshot: %s", res)
