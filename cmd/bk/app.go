@@ -86,7 +86,7 @@ BK_PASSWORD_COMMAND, or a prompt on a terminal. It is never read from argv.`,
 	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.restoreCommand(),
 		a.keyCommand(), a.unlockCommand(), a.catCommand(), a.versionCommand(),
 		a.checkCommand(), a.repairCommand(), a.forgetCommand(), a.pruneCommand(), a.lsCommand(), a.runCommand(), a.scheduleCommand(),
-		a.configCommand())
+		a.configCommand(), a.serveCommand())
 	usageArgs(root)
 	return root
 }

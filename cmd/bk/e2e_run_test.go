@@ -8,14 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
-
-	"github.com/bk-backup/bk/internal/testenv"
 )
 
 // receiver records the requests of the notification targets.
@@ -48,12 +45,8 @@ func (rc *receiver) find(prefix string) []string {
 // retention, notifications, metrics, the job lock and a dry run.
 func TestE2ERun(t *testing.T) {
 	t.Parallel()
-	sqlite3 := testenv.RequireCommand(t, "sqlite3")
 	dir := t.TempDir()
-	db := filepath.Join(dir, "app.db")
-	if out, err := exec.Command(sqlite3, db, "CREATE TABLE t(a); INSERT INTO t VALUES (1), (2), (3);").CombinedOutput(); err != nil {
-		t.Fatalf("sqlite3: %v\n%s", err, out)
-	}
+	db := sqliteDB(t, dir)
 	tree := filepath.Join(dir, "www")
 	writeTree(t, tree)
 	pw := filepath.Join(dir, "repo.pass")

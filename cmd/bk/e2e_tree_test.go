@@ -189,12 +189,8 @@ func mustRead(t *testing.T, path string) []byte {
 // code reports the failure.
 func TestE2EManySources(t *testing.T) {
 	t.Parallel()
-	sqlite3 := testenv.RequireCommand(t, "sqlite3")
 	dir := t.TempDir()
-	db := filepath.Join(dir, "app.db")
-	if out, err := exec.Command(sqlite3, db, "CREATE TABLE t(a); INSERT INTO t VALUES (1), (2);").CombinedOutput(); err != nil {
-		t.Fatalf("sqlite3: %v\n%s", err, out)
-	}
+	db := sqliteDB(t, dir)
 	tree := filepath.Join(dir, "tree")
 	writeTree(t, tree)
 	r := newRepo(t)
@@ -211,4 +207,16 @@ func TestE2EManySources(t *testing.T) {
 	}
 	r.must(nil, "check", "--read-data")
 	r.must(nil, "restore", "latest", "--name", "sqlite:app.db", "--target", filepath.Join(dir, "out"))
+}
+
+// sqliteDB creates dir/app.db, a SQLite database with a table of three
+// rows, and returns its path.
+func sqliteDB(t *testing.T, dir string) string {
+	t.Helper()
+	sqlite3 := testenv.RequireCommand(t, "sqlite3")
+	db := filepath.Join(dir, "app.db")
+	if out, err := exec.Command(sqlite3, db, "CREATE TABLE t(a); INSERT INTO t VALUES (1), (2), (3);").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	return db
 }

@@ -188,30 +188,84 @@ func (a *app) recordCheck(job string, ok bool) {
 	}
 }
 
-// writeMetrics writes the Prometheus metrics of the jobs: per source, the
-// newest good snapshot of this host; per repository, its size and snapshot
-// count.
+// writeMetrics writes the Prometheus metrics of the jobs to path
+// atomically (see gatherMetrics).
 func (a *app) writeMetrics(ctx context.Context, r *repo.Repository, jobs []*config.Job, path string) error {
-	host, _ := os.Hostname()
-	all, err := r.Snapshots(ctx, repo.Filter{})
+	ms, err := a.gatherMetrics(ctx, r, jobs)
 	if err != nil {
 		return err
 	}
-	ms := metrics.Snapshot{Generated: time.Now()}
-	for _, job := range jobs {
-		var rec *checkRecord
-		if b, err := os.ReadFile(checkRecordPath(job.Name)); err == nil {
-			var c checkRecord
-			if json.Unmarshal(b, &c) == nil {
-				rec = &c
-			}
+	return metrics.WriteFile(path, ms)
+}
+
+// gatherMetrics reads the repository and returns the metrics of the jobs:
+// per source, the newest good snapshot of this host; per repository, its
+// size and snapshot count.
+func (a *app) gatherMetrics(ctx context.Context, r *repo.Repository, jobs []*config.Job) (metrics.Snapshot, error) {
+	v, err := readRepoView(ctx, r)
+	if err != nil {
+		return metrics.Snapshot{}, err
+	}
+	return v.metrics(jobs), nil
+}
+
+// repoView is what the metrics and bk serve need of a repository, read at
+// one time: every snapshot and the stored size.
+type repoView struct {
+	Location  string
+	Snapshots []*repo.Snapshot // oldest first
+	PackBytes int64
+	Host      string // this host, whose snapshots the jobs' state counts
+	Read      time.Time
+}
+
+// readRepoView lists the snapshots and packs of r.
+func readRepoView(ctx context.Context, r *repo.Repository) (*repoView, error) {
+	host, _ := os.Hostname()
+	v := &repoView{Location: r.Backend().Location(), Host: host, Read: time.Now()}
+	var err error
+	if v.Snapshots, err = r.Snapshots(ctx, repo.Filter{}); err != nil {
+		return nil, err
+	}
+	err = r.Backend().List(ctx, store.PackFile, func(fi store.FileInfo) error { v.PackBytes += fi.Size; return nil })
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// jobSnapshots returns the snapshots of job taken on v.Host, oldest first.
+func (v *repoView) jobSnapshots(job string) []*repo.Snapshot {
+	var out []*repo.Snapshot
+	for _, s := range v.Snapshots {
+		if s.Host == v.Host && s.HasTag(jobTag(job)) {
+			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// loadCheckRecord returns the last check result of job, or nil.
+func loadCheckRecord(job string) *checkRecord {
+	b, err := os.ReadFile(checkRecordPath(job))
+	if err != nil {
+		return nil
+	}
+	var c checkRecord
+	if json.Unmarshal(b, &c) != nil {
+		return nil
+	}
+	return &c
+}
+
+// metrics builds the metrics of the jobs from v and the recorded checks.
+func (v *repoView) metrics(jobs []*config.Job) metrics.Snapshot {
+	ms := metrics.Snapshot{Generated: v.Read}
+	for _, job := range jobs {
+		rec := loadCheckRecord(job.Name)
 		bySource := map[string]*metrics.Source{}
 		var order []string
-		for _, s := range all { // oldest first
-			if s.Host != host || !s.HasTag(jobTag(job.Name)) {
-				continue
-			}
+		for _, s := range v.jobSnapshots(job.Name) { // oldest first
 			m := bySource[s.Name]
 			if m == nil {
 				m = &metrics.Source{Job: job.Name, Source: s.Name}
@@ -233,13 +287,8 @@ func (a *app) writeMetrics(ctx context.Context, r *repo.Repository, jobs []*conf
 			ms.Sources = append(ms.Sources, *m)
 		}
 	}
-	var size int64
-	err = r.Backend().List(ctx, store.PackFile, func(fi store.FileInfo) error { size += fi.Size; return nil })
-	if err != nil {
-		return err
-	}
-	ms.Repositories = []metrics.Repository{{Location: r.Backend().Location(), SizeBytes: size, Snapshots: len(all)}}
-	return metrics.WriteFile(path, ms)
+	ms.Repositories = []metrics.Repository{{Location: v.Location, SizeBytes: v.PackBytes, Snapshots: len(v.Snapshots)}}
+	return ms
 }
 
 // printRunSummary prints the table of bk run.
