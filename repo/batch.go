@@ -41,16 +41,7 @@ func (b *Batch) Abort() { b.s.abort() }
 // empty and not allowed, nothing is recorded and the error is returned. The
 // caller should hold a shared lock.
 func (r *Repository) SnapshotStream(ctx context.Context, rd io.Reader, opts SnapshotOptions) (*Snapshot, error) {
-	b, err := r.NewBatch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := b.SnapshotStream(ctx, rd, opts)
-	if err != nil {
-		b.Abort()
-		return nil, err
-	}
-	return snap, b.Close()
+	return r.single(ctx, func(b *Batch) (*Snapshot, error) { return b.SnapshotStream(ctx, rd, opts) })
 }
 
 // SnapshotTree stores a directory tree and records a snapshot of kind
@@ -59,11 +50,17 @@ func (r *Repository) SnapshotStream(ctx context.Context, rd io.Reader, opts Snap
 // is not read again: its chunks are taken from that snapshot. If the source
 // fails, nothing is recorded. The caller should hold a shared lock.
 func (r *Repository) SnapshotTree(ctx context.Context, src NodeSource, opts SnapshotOptions) (*Snapshot, error) {
+	return r.single(ctx, func(b *Batch) (*Snapshot, error) { return b.SnapshotTree(ctx, src, opts) })
+}
+
+// single writes one snapshot through a batch of its own; on failure the
+// open packs are not stored.
+func (r *Repository) single(ctx context.Context, write func(*Batch) (*Snapshot, error)) (*Snapshot, error) {
 	b, err := r.NewBatch(ctx)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := b.SnapshotTree(ctx, src, opts)
+	snap, err := write(b)
 	if err != nil {
 		b.Abort()
 		return nil, err

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func (r *Repository) RestoreTree(ctx context.Context, snap *Snapshot, want func(
 			}
 		}
 		if _, err, ok := chunks(); ok || err != nil {
-			cancel(fmt.Errorf("snapshot %s: %w", snap.ID.Short(), cmpErr(err,
+			cancel(fmt.Errorf("snapshot %s: %w", snap.ID.Short(), cmp.Or(err,
 				corrupt(nil, "the content stream holds chunks the catalogue does not list"))))
 		}
 	}()
@@ -145,7 +146,7 @@ func (r *Repository) RestoreTree(ctx context.Context, snap *Snapshot, want func(
 	}
 	// The catalogue's own hash is checked when its stream ends.
 	if _, err := pr.Read(make([]byte, 1)); err != io.EOF {
-		return cmpErr(err, corrupt(nil, "snapshot %s: trailing catalogue bytes", snap.ID.Short()))
+		return cmp.Or(err, corrupt(nil, "snapshot %s: trailing catalogue bytes", snap.ID.Short()))
 	}
 	return nil
 }
@@ -238,7 +239,7 @@ func (f *fileReader) next() error {
 		return context.Cause(f.ctx)
 	}
 	if j == nil {
-		return cmpErr(context.Cause(f.ctx), corrupt(nil, "file %s: content ended early", f.n.Path))
+		return cmp.Or(context.Cause(f.ctx), corrupt(nil, "file %s: content ended early", f.n.Path))
 	}
 	select {
 	case <-j.done:

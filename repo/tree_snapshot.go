@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -116,7 +117,7 @@ func (t *treeWrite) run(ctx context.Context, allowEmpty bool) error {
 			if p.mark != nil {
 				ps, ok := <-p.mark
 				if !ok {
-					err = cmpErr(s.err(), errors.New("the content stream stopped"))
+					err = cmp.Or(s.err(), errors.New("the content stream stopped"))
 					continue
 				}
 				hash := ps.hash
@@ -173,7 +174,7 @@ func (t *treeWrite) run(ctx context.Context, allowEmpty bool) error {
 	case encErr != nil:
 		return encErr
 	}
-	if err = cmpErr(catErr, err, cerr); err != nil {
+	if err = cmp.Or(catErr, err, cerr); err != nil {
 		return err
 	}
 	if t.nodes <= 1 && !allowEmpty {
@@ -245,16 +246,6 @@ func (t *treeWrite) unchangedFile(n *Node) ([]TreeEntry, *Node) {
 		return nil, nil
 	}
 	return entries, prev
-}
-
-// cmpErr returns the first non-nil error.
-func cmpErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // catalogCursor reads the previous snapshot's catalogue in step with the

@@ -189,43 +189,15 @@ func (a *app) forgetAndPrune(ctx context.Context, spec forgetSpec) error {
 			}
 			plans = []repo.GroupPlan{g}
 		case spec.policy != nil:
-			list, err := r.Snapshots(ctx, spec.filter)
-			if err != nil {
-				return err
-			}
-			plans, err = repo.PlanForget(list, *spec.policy)
-			if err != nil {
+			var err error
+			if plans, remove, err = planPolicy(ctx, r, *spec.policy, spec.filter); err != nil {
 				a.printDecisions(plans, &res) // show why it was refused
 				return err
 			}
-			for _, g := range plans {
-				for _, s := range g.Removed() {
-					remove = append(remove, s.ID)
-				}
-			}
 		}
-		// The prune is planned first, counting the snapshots to remove as
-		// gone, so a prune that refuses leaves the snapshots too.
-		if spec.prune != nil {
-			opts := *spec.prune
-			opts.Forgotten = remove
-			var err error
-			if res.Prune, err = r.PlanPrune(ctx, opts); err != nil {
-				return err
-			}
-		}
-		if spec.dryRun {
-			return nil
-		}
-		if len(remove) > 0 {
-			if err := r.RemoveSnapshots(ctx, remove); err != nil {
-				return err
-			}
-		}
-		if res.Prune != nil {
-			return res.Prune.Execute(ctx)
-		}
-		return nil
+		var err error
+		res.Prune, err = removeAndPrune(ctx, r, remove, spec.prune, spec.dryRun)
+		return err
 	})
 	if err != nil {
 		return err
@@ -251,6 +223,54 @@ func (a *app) forgetAndPrune(ctx context.Context, spec forgetSpec) error {
 		printPrunePlan(a.stdout, res.Prune, spec.dryRun)
 	}
 	return nil
+}
+
+// planPolicy applies a keep policy to the snapshots that match filter and
+// returns the plans and the snapshots to remove.
+func planPolicy(ctx context.Context, r *repo.Repository, p repo.Policy, filter repo.Filter) ([]repo.GroupPlan, []crypt.ID, error) {
+	list, err := r.Snapshots(ctx, filter)
+	if err != nil {
+		return nil, nil, err
+	}
+	plans, err := repo.PlanForget(list, p)
+	if err != nil {
+		return plans, nil, err
+	}
+	var remove []crypt.ID
+	for _, g := range plans {
+		for _, s := range g.Removed() {
+			remove = append(remove, s.ID)
+		}
+	}
+	return plans, remove, nil
+}
+
+// removeAndPrune removes snapshots and, with prune options, reclaims space;
+// a dry run only plans. The prune is planned first, counting the snapshots
+// to remove as gone, so a prune that refuses leaves the snapshots too. The
+// caller holds the exclusive lock (shared for a dry run).
+func removeAndPrune(ctx context.Context, r *repo.Repository, remove []crypt.ID, prune *repo.PruneOptions, dryRun bool) (*repo.PrunePlan, error) {
+	var plan *repo.PrunePlan
+	if prune != nil {
+		opts := *prune
+		opts.Forgotten = remove
+		var err error
+		if plan, err = r.PlanPrune(ctx, opts); err != nil {
+			return nil, err
+		}
+	}
+	if dryRun {
+		return plan, nil
+	}
+	if len(remove) > 0 {
+		if err := r.RemoveSnapshots(ctx, remove); err != nil {
+			return plan, err
+		}
+	}
+	if plan != nil {
+		return plan, plan.Execute(ctx)
+	}
+	return nil, nil
 }
 
 // printDecisions fills res with the plans and, without --json, prints one

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bk-backup/bk/crypt"
-	"github.com/bk-backup/bk/engines"
 	"github.com/bk-backup/bk/internal/config"
 	"github.com/bk-backup/bk/internal/notify"
 	"github.com/bk-backup/bk/repo"
@@ -323,30 +322,10 @@ func notifyTargets(job *config.Job) notify.Targets {
 func (j *jobRun) snapshot(ctx context.Context) {
 	start := time.Now()
 	a, job := j.a, j.job
-	var jobs []snapshotJob
-	for _, src := range job.Sources {
-		if isTreeSource(src) {
-			t, def, err := openTreeSource(src)
-			if err != nil {
-				j.add(stepResult{Step: stepSnapshot, Status: "failed", Error: err.Error()}, start)
-				return
-			}
-			jobs = append(jobs, snapshotJob{name: def, tree: t})
-			continue
-		}
-		eng, def, err := openSource(src, job.DBPasswordFile)
-		if err == nil {
-			var list []engines.Engine
-			var names []string
-			list, names, err = expandSource(ctx, eng, def)
-			for i := range list {
-				jobs = append(jobs, snapshotJob{name: names[i], eng: list[i]})
-			}
-		}
-		if err != nil {
-			j.add(stepResult{Step: stepSnapshot, Status: "failed", Error: fmt.Sprintf("%s: %v", src, err)}, start)
-			return
-		}
+	jobs, err := openJobs(ctx, job.Sources, "", job.DBPasswordFile)
+	if err != nil {
+		j.add(stepResult{Step: stepSnapshot, Status: "failed", Error: err.Error()}, start)
+		return
 	}
 	if j.dryRun {
 		var names []string
@@ -361,7 +340,7 @@ func (j *jobRun) snapshot(ctx context.Context) {
 		Program: "bk " + version, Username: a.openOptions().Username}
 	var results []snapshotResult
 	var failed []jobFailure
-	err := withLock(ctx, j.r, false, func() error {
+	err = withLock(ctx, j.r, false, func() error {
 		results, failed = a.snapshotJobs(ctx, j.r, base, jobs)
 		return nil
 	})
@@ -416,40 +395,24 @@ func (j *jobRun) forget(ctx context.Context, prune bool) {
 	err = withLock(ctx, j.r, !j.dryRun, func() error {
 		var ids []crypt.ID
 		if p != nil {
-			list, err := j.r.Snapshots(ctx, repo.Filter{Host: host, Tags: []string{jobTag(j.job.Name)}})
-			if err != nil {
-				return err
-			}
-			plans, err := repo.PlanForget(list, *p)
+			filter := repo.Filter{Host: host, Tags: []string{jobTag(j.job.Name)}}
+			plans, remove, err := planPolicy(ctx, j.r, *p, filter)
 			if err != nil {
 				return err
 			}
 			for _, g := range plans {
-				for _, s := range g.Removed() {
-					ids = append(ids, s.ID)
-				}
 				kept += len(g.Kept())
 			}
+			ids = remove
 		}
 		removed = len(ids)
+		var opts *repo.PruneOptions
 		if prune {
-			var err error
-			if plan, err = j.r.PlanPrune(ctx, repo.PruneOptions{MaxUnused: 0.05, Forgotten: ids}); err != nil {
-				return err
-			}
+			opts = &repo.PruneOptions{MaxUnused: 0.05}
 		}
-		if j.dryRun {
-			return nil
-		}
-		if len(ids) > 0 {
-			if err := j.r.RemoveSnapshots(ctx, ids); err != nil {
-				return err
-			}
-		}
-		if plan != nil {
-			return plan.Execute(ctx)
-		}
-		return nil
+		var err error
+		plan, err = removeAndPrune(ctx, j.r, ids, opts, j.dryRun)
+		return err
 	})
 	res := stepResult{Step: step, Status: "ok", Detail: fmt.Sprintf("removed %d snapshots, kept %d", removed, kept)}
 	if j.dryRun {

@@ -110,30 +110,9 @@ created with --no-delta), so tonight's dump costs about what changed.`,
 				return usagef("--stdin is a terminal: pipe a dump into bk, e.g. `pg_dump app | bk snapshot --stdin --name app`")
 			}
 			// Open every engine first: a bad source fails before anything runs.
-			var jobs []snapshotJob
-			for _, src := range sources {
-				if isTreeSource(src) {
-					t, def, err := openTreeSource(src)
-					if err != nil {
-						return err
-					}
-					jobs = append(jobs, snapshotJob{name: cmp.Or(name, def), tree: t})
-					continue
-				}
-				eng, def, err := openSource(src, dbPasswordFile)
-				if err != nil {
-					return err
-				}
-				list, names, err := expandSource(cmd.Context(), eng, cmp.Or(name, def))
-				if err != nil {
-					return fmt.Errorf("%s: %w", src, err)
-				}
-				if len(list) > 1 && name != "" {
-					return usagef("--name names one source; %s expands to %d databases", src, len(list))
-				}
-				for i := range list {
-					jobs = append(jobs, snapshotJob{name: names[i], eng: list[i]})
-				}
+			jobs, err := openJobs(cmd.Context(), sources, name, dbPasswordFile)
+			if err != nil {
+				return err
 			}
 			if len(argv) > 0 {
 				jobs = append(jobs, snapshotJob{name: name, eng: &command.Command{Argv: argv}})
@@ -265,6 +244,38 @@ func (e causeError) Unwrap() error { return e.err }
 // sourceParallelism is how many sources of one bk snapshot run at once.
 // Their streams share the batch's packs.
 const sourceParallelism = 2
+
+// openJobs opens every source, a folder or an engine URL; a source naming
+// every database expands to one job per database. name, if set, names the
+// only source; otherwise each is named after its database or path.
+func openJobs(ctx context.Context, sources []string, name, dbPasswordFile string) ([]snapshotJob, error) {
+	var jobs []snapshotJob
+	for _, src := range sources {
+		if isTreeSource(src) {
+			t, def, err := openTreeSource(src)
+			if err != nil {
+				return nil, err
+			}
+			jobs = append(jobs, snapshotJob{name: cmp.Or(name, def), tree: t})
+			continue
+		}
+		eng, def, err := openSource(src, dbPasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		list, names, err := expandSource(ctx, eng, cmp.Or(name, def))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		if len(list) > 1 && name != "" {
+			return nil, usagef("--name names one source; %s expands to %d databases", src, len(list))
+		}
+		for i := range list {
+			jobs = append(jobs, snapshotJob{name: names[i], eng: list[i]})
+		}
+	}
+	return jobs, nil
+}
 
 // snapshotJob is one source of bk snapshot: an engine or a folder.
 type snapshotJob struct {

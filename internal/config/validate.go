@@ -14,14 +14,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bk-backup/bk/internal/schedule"
 	"github.com/bk-backup/bk/store/s3"
 )
 
 // ConnectTimeout bounds each connection attempt of Validate(ctx, true).
 const ConnectTimeout = 3 * time.Second
-
-// calendarTimeout bounds one run of systemd-analyze.
-const calendarTimeout = 10 * time.Second
 
 // maxSecretFile caps what checkSecretFile reads of a password file.
 const maxSecretFile = 64 << 10
@@ -121,9 +119,8 @@ func checkSecretFile(file string) error {
 }
 
 // calendars asks systemd-analyze, when installed, about every schedule.
-func (v *validator) calendars(ctx context.Context) {
-	tool, err := exec.LookPath("systemd-analyze")
-	if err != nil {
+func (v *validator) calendars(context.Context) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		return
 	}
 	for _, j := range v.c.Jobs {
@@ -133,34 +130,13 @@ func (v *validator) calendars(ctx context.Context) {
 			if s.expr == "" {
 				continue
 			}
-			if msg := analyzeCalendar(ctx, tool, s.expr); msg != "" {
-				v.add(fmt.Sprintf("%s: %s", s.key, msg), "jobs", j.Name, s.key)
+			// Only a rejection counts: a systemd-analyze that cannot run
+			// says nothing about the expression.
+			if err := schedule.VerifyCalendar(s.expr); errors.Is(err, schedule.ErrInvalid) {
+				v.add(fmt.Sprintf("%s: systemd-analyze: %v", s.key, err), "jobs", j.Name, s.key)
 			}
 		}
 	}
-}
-
-// analyzeCalendar runs `systemd-analyze calendar EXPR` and returns its
-// complaint, or "" when it accepts expr or cannot run at all.
-func analyzeCalendar(ctx context.Context, tool, expr string) string {
-	ctx, cancel := context.WithTimeout(ctx, calendarTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tool, "calendar", "--", expr)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var xe *exec.ExitError
-	if err == nil || !errors.As(err, &xe) || ctx.Err() != nil {
-		return ""
-	}
-	msg := strings.TrimSpace(stderr.String())
-	if i := strings.IndexByte(msg, '\n'); i >= 0 {
-		msg = msg[:i]
-	}
-	if msg == "" {
-		msg = fmt.Sprintf("systemd-analyze calendar rejects %q", expr)
-	}
-	return "systemd-analyze: " + msg
 }
 
 // connect checks, concurrently, that the repository, the sources and the
