@@ -7,7 +7,6 @@ import (
 	"io"
 
 	"github.com/bk-backup/bk/crypt"
-	"github.com/bk-backup/bk/repo/blobcache"
 	"github.com/bk-backup/bk/repo/delta"
 	"github.com/bk-backup/bk/repo/index"
 	"github.com/bk-backup/bk/repo/pack"
@@ -92,10 +91,10 @@ func (r *Repository) loadBlob(ctx context.Context, t pack.BlobType, id crypt.ID,
 	return r.loadBlobFrom(ctx, nil, t, id, buf, scratch)
 }
 
-// loadBlobFrom is loadBlob that looks in cache (which may be nil) before
+// loadBlobFrom is loadBlob that looks in src (which may be nil) before
 // fetching sealed blobs from the repository.
-func (r *Repository) loadBlobFrom(ctx context.Context, cache *blobcache.Cache, t pack.BlobType, id crypt.ID, buf, scratch []byte) ([]byte, []byte, error) {
-	plain, scratch, err := r.loadChain(ctx, cache, t, id, buf, scratch, 0, false)
+func (r *Repository) loadBlobFrom(ctx context.Context, src sealedSource, t pack.BlobType, id crypt.ID, buf, scratch []byte) ([]byte, []byte, error) {
+	plain, scratch, err := r.loadChain(ctx, src, t, id, buf, scratch, 0, false)
 	if errors.Is(err, errChainMismatch) {
 		plain, scratch, err = r.loadChain(ctx, nil, t, id, buf, scratch, 0, true)
 	}
@@ -109,7 +108,7 @@ var errChainMismatch = errors.New("delta chain decoded to the wrong content")
 // says, so a corrupt index cannot send it around a cycle.
 const maxChainDecode = 64
 
-func (r *Repository) loadChain(ctx context.Context, cache *blobcache.Cache, t pack.BlobType, id crypt.ID, buf, scratch []byte, depth int, verifyAll bool) ([]byte, []byte, error) {
+func (r *Repository) loadChain(ctx context.Context, src sealedSource, t pack.BlobType, id crypt.ID, buf, scratch []byte, depth int, verifyAll bool) ([]byte, []byte, error) {
 	if r.idx == nil {
 		return nil, scratch, errors.New("load blob: the index is not loaded (call LoadIndex)")
 	}
@@ -129,7 +128,7 @@ func (r *Repository) loadChain(ctx context.Context, cache *blobcache.Cache, t pa
 		bp := r.baseBufs.Get().(*[]byte)
 		defer r.baseBufs.Put(bp)
 		var err error
-		base, scratch, err = r.loadChain(ctx, cache, pack.DataBlob, loc.Entry.Base, (*bp)[:0], scratch, depth+1, verifyAll)
+		base, scratch, err = r.loadChain(ctx, src, pack.DataBlob, loc.Entry.Base, (*bp)[:0], scratch, depth+1, verifyAll)
 		if err != nil {
 			if errors.Is(err, errChainMismatch) {
 				return nil, scratch, err
@@ -149,7 +148,7 @@ func (r *Repository) loadChain(ctx context.Context, cache *blobcache.Cache, t pa
 	}
 	sealed := scratch[:n]
 	var err error
-	if b, ok := cache.Get(id, loc.Pack.ID, loc.Entry.Offset, loc.Entry.Length); ok {
+	if b, ok := lookSealed(src, id, loc.Pack.ID, loc.Entry.Offset, loc.Entry.Length); ok {
 		copy(sealed, b)
 	} else {
 		err = r.be.Get(ctx, h, loc.Entry.Offset, loc.Entry.Length, func(rd io.Reader) error {
@@ -182,4 +181,12 @@ func (r *Repository) loadChain(ctx context.Context, cache *blobcache.Cache, t pa
 		}
 	}
 	return plain, scratch, nil
+}
+
+// lookSealed asks src, which may be nil, for the sealed bytes of a blob.
+func lookSealed(src sealedSource, id, p crypt.ID, off, length int64) ([]byte, bool) {
+	if src == nil {
+		return nil, false
+	}
+	return src.Get(id, p, off, length)
 }

@@ -114,6 +114,10 @@ type OpenOptions struct {
 	CacheDir string
 	// CacheMax bounds the cache of one source (zero means 4 GiB).
 	CacheMax int64
+	// ReadAhead bounds the plaintext a restore fetches ahead of what it
+	// writes (zero means 12 MiB). Remote repositories want more, to keep
+	// several ranged reads in flight.
+	ReadAhead int64
 }
 
 // Repository is an open bk repository. Its methods are safe for concurrent use.

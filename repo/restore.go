@@ -4,22 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/bk-backup/bk/crypt"
 	"github.com/bk-backup/bk/repo/pack"
 )
-
-// restoreJob carries one data blob through the restore pipeline.
-type restoreJob struct {
-	id   crypt.ID
-	size int64
-	buf  *[]byte
-	data []byte
-	err  error
-	done chan struct{}
-	node *Node // RestoreTree: a node marker, not a blob
-}
 
 // RestoreStream writes the stream of snap to w. Every blob is verified
 // against its ID, and the whole stream against the snapshot's size and hash;
@@ -34,52 +22,30 @@ func (r *Repository) RestoreStream(ctx context.Context, snap *Snapshot, w io.Wri
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-
-	workers := r.workers + 1
-	jobs := make(chan *restoreJob, workers)
-	order := make(chan *restoreJob, 2*workers+2)
-	bufs := sync.Pool{New: func() any { b := make([]byte, 0, r.chunkBufSize()); return &b }}
+	pipe := r.newRestorePipe(ctx, cancel)
+	defer pipe.wait()
+	defer cancel(nil) // stops the producer and workers before wait
 
 	// Producer: walk the tree in stream order.
-	go func() {
-		defer close(jobs)
-		defer close(order)
+	pipe.produce(func() error {
 		err := r.walkTree(ctx, snap.Tree, -1, func(e TreeEntry) error {
-			j := &restoreJob{id: e.ID, size: e.Size, done: make(chan struct{})}
-			select {
-			case order <- j:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-			select {
-			case jobs <- j:
-				return nil
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
+			return pipe.send(&restoreJob{id: e.ID, size: e.Size, done: make(chan struct{})}, true)
 		})
 		if err != nil {
-			cancel(fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err))
+			return fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err)
 		}
-	}()
-
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.fetchBlobs(ctx, jobs, &bufs)
-		}()
-	}
-	defer wg.Wait()
+		return nil
+	})
 
 	hasher := r.key.NewIDHasher()
 	var n int64
-	for j := range order {
-		select {
-		case <-j.done:
-		case <-ctx.Done():
-			return context.Cause(ctx)
+	for {
+		j, err := pipe.next()
+		if err != nil {
+			return err
+		}
+		if j == nil {
+			break
 		}
 		if j.err != nil {
 			cancel(j.err)
@@ -93,8 +59,7 @@ func (r *Repository) RestoreStream(ctx context.Context, snap *Snapshot, w io.Wri
 		hasher.Write(j.data)
 		n += int64(len(j.data))
 		p.addBytes(int64(len(j.data)))
-		*j.buf = j.data[:0]
-		bufs.Put(j.buf)
+		pipe.release(j)
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"sync"
 
 	"github.com/bk-backup/bk/crypt"
-	"github.com/bk-backup/bk/repo/pack"
 )
 
 // TreeVisitor receives the nodes of a directory snapshot from RestoreTree,
@@ -44,51 +42,30 @@ func (r *Repository) RestoreTree(ctx context.Context, snap *Snapshot, want func(
 		pw.CloseWithError(r.RestoreStream(ctx, cat, pw, nil))
 	}()
 	dec := newCatalogDecoder(pr)
-	chunks, stop := iter.Pull2(r.treeEntries(ctx, snap.Tree))
-	defer stop()
-
-	workers := r.workers + 1
-	jobs := make(chan *restoreJob, workers)
-	order := make(chan *restoreJob, 4*workers+4)
-	bufs := &sync.Pool{New: func() any { b := make([]byte, 0, r.chunkBufSize()); return &b }}
+	pipe := r.newRestorePipe(ctx, cancel)
+	defer pipe.wait()
+	defer cancel(nil) // stops the producer and workers before wait
 
 	// Producer: one marker job per visited node, followed by the fetch jobs
 	// of its content.
-	go func() {
-		defer close(jobs)
-		defer close(order)
-		send := func(j *restoreJob, fetch bool) bool {
-			select {
-			case order <- j:
-			case <-ctx.Done():
-				return false
-			}
-			if !fetch {
-				return true
-			}
-			select {
-			case jobs <- j:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
+	pipe.produce(func() error {
+		chunks, stop := iter.Pull2(r.treeEntries(ctx, snap.Tree))
+		defer stop()
 		for {
 			n, err := dec.next()
 			if err == io.EOF {
 				break
 			}
 			if err != nil {
-				cancel(fmt.Errorf("snapshot %s: catalogue: %w", snap.ID.Short(), err))
-				return
+				return fmt.Errorf("snapshot %s: catalogue: %w", snap.ID.Short(), err)
 			}
 			visited := want == nil || want(n)
 			fetch := visited && withContent && n.Type == NodeFile
 			if visited {
 				done := make(chan struct{})
 				close(done)
-				if !send(&restoreJob{node: n, done: done}, false) {
-					return
+				if err := pipe.send(&restoreJob{node: n, done: done}, false); err != nil {
+					return err
 				}
 			}
 			for k := int64(0); k < n.Chunks; k++ {
@@ -97,37 +74,35 @@ func (r *Repository) RestoreTree(ctx context.Context, snap *Snapshot, want func(
 					err = corrupt(nil, "the catalogue lists more chunks than the content stream holds")
 				}
 				if err != nil {
-					cancel(fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err))
-					return
+					return fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err)
 				}
-				if fetch && !send(&restoreJob{id: e.ID, size: e.Size, done: make(chan struct{})}, true) {
-					return
+				if fetch {
+					if err := pipe.send(&restoreJob{id: e.ID, size: e.Size, done: make(chan struct{})}, true); err != nil {
+						return err
+					}
 				}
 			}
 		}
 		if _, err, ok := chunks(); ok || err != nil {
-			cancel(fmt.Errorf("snapshot %s: %w", snap.ID.Short(), cmp.Or(err,
-				corrupt(nil, "the content stream holds chunks the catalogue does not list"))))
+			return fmt.Errorf("snapshot %s: %w", snap.ID.Short(), cmp.Or(err,
+				corrupt(nil, "the content stream holds chunks the catalogue does not list")))
 		}
-	}()
+		return nil
+	})
 
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.fetchBlobs(ctx, jobs, bufs)
-		}()
-	}
-	defer wg.Wait()
-
-	for j := range order {
+	for {
+		j, err := pipe.next()
+		if err != nil {
+			return err
+		}
+		if j == nil {
+			break
+		}
 		n := j.node
 		var content *fileReader
 		if withContent && n.Type == NodeFile {
-			content = &fileReader{r: r, ctx: ctx, n: n, order: order, bufs: bufs, p: p, hasher: r.key.NewIDHasher()}
+			content = &fileReader{n: n, pipe: pipe, p: p, hasher: r.key.NewIDHasher()}
 		}
-		var err error
 		if content == nil {
 			err = visit(n, nil)
 		} else {
@@ -167,29 +142,11 @@ func (r *Repository) treeEntries(ctx context.Context, root crypt.ID) iter.Seq2[T
 	}
 }
 
-// fetchBlobs loads the data blobs of jobs until the channel closes.
-func (r *Repository) fetchBlobs(ctx context.Context, jobs <-chan *restoreJob, bufs *sync.Pool) {
-	var scratch []byte
-	for j := range jobs {
-		j.buf = bufs.Get().(*[]byte)
-		j.data, scratch, j.err = r.loadBlob(ctx, pack.DataBlob, j.id, *j.buf, scratch)
-		if j.err == nil && int64(len(j.data)) != j.size {
-			loc, _ := r.idx.Lookup(j.id)
-			j.err = &BlobError{Pack: loc.Pack.ID, Blob: j.id,
-				Err: corrupt(nil, "blob has %d bytes, the tree says %d", len(j.data), j.size)}
-		}
-		close(j.done)
-	}
-}
-
 // fileReader yields one file's bytes from the restore pipeline and checks
 // them against the catalogue at the end.
 type fileReader struct {
-	r      *Repository
-	ctx    context.Context
 	n      *Node
-	order  <-chan *restoreJob
-	bufs   *sync.Pool
+	pipe   *restorePipe
 	p      *Progress
 	hasher interface {
 		Write([]byte) (int, error)
@@ -217,8 +174,7 @@ func (f *fileReader) Read(b []byte) (int, error) {
 // next moves to the file's next chunk, or checks the file at its end.
 func (f *fileReader) next() error {
 	if f.cur != nil {
-		*f.cur.buf = f.cur.data[:0]
-		f.bufs.Put(f.cur.buf)
+		f.pipe.release(f.cur)
 		f.cur = nil
 	}
 	if f.taken == f.n.Chunks {
@@ -232,19 +188,12 @@ func (f *fileReader) next() error {
 		}
 		return io.EOF
 	}
-	var j *restoreJob
-	select {
-	case j = <-f.order:
-	case <-f.ctx.Done():
-		return context.Cause(f.ctx)
+	j, err := f.pipe.next()
+	if err != nil {
+		return err
 	}
 	if j == nil {
-		return cmp.Or(context.Cause(f.ctx), corrupt(nil, "file %s: content ended early", f.n.Path))
-	}
-	select {
-	case <-j.done:
-	case <-f.ctx.Done():
-		return context.Cause(f.ctx)
+		return corrupt(nil, "file %s: content ended early", f.n.Path)
 	}
 	f.taken++
 	if j.err != nil {

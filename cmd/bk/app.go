@@ -160,11 +160,16 @@ func (a *app) open(ctx context.Context) (*repo.Repository, error) {
 		return nil, err
 	}
 	opts := a.openOptions()
-	if _, isLocal := be.(*local.Backend); !isLocal && !a.noCache {
+	if _, isLocal := be.(*local.Backend); !isLocal {
 		// A remote repository keeps each source's latest chunks cached
 		// locally, so tomorrow's delta bases are not fetched again. A local
 		// repository is read as fast as a cache would be.
-		opts.CacheDir = a.cacheRoot()
+		if !a.noCache {
+			opts.CacheDir = a.cacheRoot()
+		}
+		// Restores keep several ranged reads in flight to hide the round
+		// trips.
+		opts.ReadAhead = 48 << 20
 	}
 	r, err := repo.Open(ctx, be, pw, opts)
 	clear(pw)
