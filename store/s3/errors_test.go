@@ -232,3 +232,44 @@ func TestSizedReader(t *testing.T) {
 		}
 	}
 }
+
+// TestSizedReaderAt reads a sizedReaderAt the way minio-go does: Seek(0,
+// io.SeekCurrent), then a SectionReader from there. Short and long readers
+// fail as with Read.
+func TestSizedReaderAt(t *testing.T) {
+	data := []byte("0123456789")
+	tests := []struct {
+		start, size int64
+		wantErr     string
+	}{
+		{0, 10, ""},
+		{3, 7, ""},
+		{0, 11, "yields 10 bytes, want 11"},
+		{3, 8, "yields 7 bytes, want 8"},
+		{0, 9, "more than 9 bytes"},
+		{3, 6, "more than 6 bytes"},
+	}
+	for _, tt := range tests {
+		rd := bytes.NewReader(data)
+		if _, err := rd.Seek(tt.start, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		sra := &sizedReaderAt{sizedReader: &sizedReader{r: rd, size: tt.size}, ra: rd, base: tt.start}
+		off, err := sra.Seek(0, io.SeekCurrent)
+		if err != nil || off != tt.start {
+			t.Fatalf("start %d: Seek = %d, %v", tt.start, off, err)
+		}
+		got, err := io.ReadAll(io.NewSectionReader(sra, off, tt.size))
+		if err == nil {
+			err = sra.err
+		}
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("start %d size %d: %v", tt.start, tt.size, err)
+		case tt.wantErr == "" && !bytes.Equal(got, data[tt.start:]):
+			t.Errorf("start %d size %d: read %q", tt.start, tt.size, got)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("start %d size %d: err = %v, want %q", tt.start, tt.size, err, tt.wantErr)
+		}
+	}
+}

@@ -293,7 +293,15 @@ func (b *Backend) Put(ctx context.Context, h store.Handle, rd io.ReadSeeker, siz
 				return finalError{err}
 			}
 		}
-		info, err := b.client.PutObject(ctx, b.cfg.Bucket, key, sr, size, opts)
+		var body io.Reader = sr
+		if ra, ok := rd.(io.ReaderAt); ok {
+			base, err := rd.Seek(0, io.SeekCurrent)
+			if err != nil {
+				return finalError{fmt.Errorf("find the reader's position: %w", err)}
+			}
+			body = &sizedReaderAt{sizedReader: sr, ra: ra, base: base}
+		}
+		info, err := b.client.PutObject(ctx, b.cfg.Bucket, key, body, size, opts)
 		switch {
 		case sr.err != nil:
 			return finalError{sr.err}
@@ -349,6 +357,65 @@ func (s *sizedReader) Read(p []byte) (int, error) {
 		return n, s.err
 	}
 	return n, nil
+}
+
+// sizedReaderAt is a sizedReader over a reader that can also read at an
+// offset. minio-go reads such a body through an io.SectionReader, to hash
+// it and then send it; any other body it first copies into a new buffer of
+// the object's size, which for packs costs more CPU than the upload.
+// ReadAt applies the same check as Read: the reader must hold exactly size
+// bytes from base, its position when the put started.
+type sizedReaderAt struct {
+	*sizedReader
+	ra   io.ReaderAt
+	base int64
+}
+
+// ReadAt reads at off, which counts from the start of the underlying
+// reader, as minio-go's Seek(0, io.SeekCurrent) and SectionReader do.
+func (s *sizedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	rel := off - s.base
+	if rel < 0 {
+		return 0, fmt.Errorf("read at %d, before the start %d", off, s.base)
+	}
+	if rel >= s.size {
+		return 0, io.EOF
+	}
+	if left := s.size - rel; int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := s.ra.ReadAt(p, off)
+	switch {
+	case n < len(p) && (err == nil || err == io.EOF):
+		s.err = fmt.Errorf("reader yields %d bytes, want %d: %w", rel+int64(n), s.size, io.ErrUnexpectedEOF)
+		return n, s.err
+	case n < len(p):
+		s.err = fmt.Errorf("read: %w", err)
+		return n, s.err
+	case rel+int64(n) == s.size:
+		var one [1]byte
+		if m, _ := s.ra.ReadAt(one[:], s.base+s.size); m > 0 {
+			s.err = fmt.Errorf("reader yields more than %d bytes", s.size)
+			return 0, s.err
+		}
+	}
+	return n, nil
+}
+
+// Seek moves the underlying reader, so that Read goes on from there.
+func (s *sizedReaderAt) Seek(offset int64, whence int) (int64, error) {
+	seeker, ok := s.r.(io.Seeker)
+	if !ok {
+		return 0, errors.New("seek: the reader cannot seek")
+	}
+	pos, err := seeker.Seek(offset, whence)
+	if err == nil {
+		s.n = pos - s.base
+	}
+	return pos, err
 }
 
 // checkEnd checks that r has no bytes left; err is the error of r's last
