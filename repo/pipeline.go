@@ -67,7 +67,7 @@ type streamWriter struct {
 	prev *prevStream // the previous version of this stream, for delta bases
 
 	hashJobs, encJobs, order chan *chunkJob
-	bufs                     sync.Pool
+	bufs                     *bufList
 	hashWG, encWG            sync.WaitGroup
 	collected                chan error
 	st                       streamStats
@@ -82,7 +82,8 @@ func (s *session) newStream(sc *snapScope, prev *prevStream) *streamWriter {
 	w := &streamWriter{s: s, sc: sc, prev: prev,
 		hashJobs: make(chan *chunkJob, workers), encJobs: make(chan *chunkJob, workers),
 		order: make(chan *chunkJob, 2*workers+2), collected: make(chan error, 1)}
-	w.bufs.New = func() any { b := make([]byte, 0, r.chunkBufSize()); return &b }
+	// Chunks in flight: the order queue, the job queues and the workers.
+	w.bufs = newBufList(cap(w.order)+4*workers+2, int(r.cfg.Chunker.MaxSize))
 	for range workers {
 		w.hashWG.Add(1)
 		go w.hashWorker()
@@ -94,8 +95,7 @@ func (s *session) newStream(sc *snapScope, prev *prevStream) *streamWriter {
 }
 
 func (w *streamWriter) release(j *chunkJob) {
-	*j.buf = j.data[:0]
-	w.bufs.Put(j.buf)
+	w.bufs.put(j.buf, j.data)
 }
 
 func (w *streamWriter) hashWorker() {
@@ -217,16 +217,16 @@ func (w *streamWriter) write(rd io.Reader) (<-chan partStats, error) {
 	s := w.s
 	sp := chunk.NewSplitter(rd, s.r.cfg.Chunker)
 	for s.ctx.Err() == nil {
-		bp := w.bufs.Get().(*[]byte)
+		bp := w.bufs.get()
 		data, err := sp.Next((*bp)[:0])
 		if err == io.EOF {
-			w.bufs.Put(bp)
+			w.bufs.put(bp, data)
 			break
 		}
 		if err != nil {
 			// The source failed: this stream ends here, the session goes on
 			// (the chunks already claimed are still stored).
-			w.bufs.Put(bp)
+			w.bufs.put(bp, data)
 			return nil, fmt.Errorf("read stream: %w", err)
 		}
 		*bp = data[:0]

@@ -115,7 +115,7 @@ type OpenOptions struct {
 	// CacheMax bounds the cache of one source (zero means 4 GiB).
 	CacheMax int64
 	// ReadAhead bounds the plaintext a restore fetches ahead of what it
-	// writes (zero means 12 MiB). Remote repositories want more, to keep
+	// writes (zero means 16 MiB). Remote repositories want more, to keep
 	// several ranged reads in flight.
 	ReadAhead int64
 }

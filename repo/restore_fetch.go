@@ -23,7 +23,7 @@ const (
 	batchMaxJobs  = 128
 	// defaultReadAhead bounds the plaintext held by blobs being fetched or
 	// waiting for the consumer (OpenOptions.ReadAhead).
-	defaultReadAhead = 12 << 20
+	defaultReadAhead = 16 << 20
 )
 
 // restoreJob carries one data blob, or one RestoreTree node marker, through
@@ -58,7 +58,7 @@ type restorePipe struct {
 	batches chan []*restoreJob
 	budget  *semaphore.Weighted
 	limit   int64
-	bufs    sync.Pool
+	bufs    *bufList
 	wg      sync.WaitGroup
 
 	// Producer state: the batch being gathered and its span in its pack.
@@ -87,7 +87,7 @@ func (r *Repository) newRestorePipe(ctx context.Context, cancel context.CancelCa
 		budget:  semaphore.NewWeighted(limit),
 		limit:   limit,
 	}
-	p.bufs.New = func() any { b := make([]byte, 0, r.chunkBufSize()); return &b }
+	p.bufs = newBufList(int(limit)/r.chunkBufSize()+workers, r.chunkBufSize())
 	for range workers {
 		p.wg.Add(1)
 		go func() {
@@ -119,7 +119,8 @@ func (p *restorePipe) wait() { p.wg.Wait() }
 // It fails only when the context ends.
 func (p *restorePipe) send(j *restoreJob, fetch bool) error {
 	if fetch {
-		j.cost = min(j.size, p.limit)
+		// A blob holds a buffer of at least chunkBufSize bytes.
+		j.cost = min(max(j.size, int64(p.r.chunkBufSize())), p.limit)
 		if !p.budget.TryAcquire(j.cost) {
 			if err := p.flush(); err != nil {
 				return err
@@ -225,8 +226,7 @@ func (p *restorePipe) next() (*restoreJob, error) {
 // with its data.
 func (p *restorePipe) release(j *restoreJob) {
 	if j.buf != nil {
-		*j.buf = j.data[:0]
-		p.bufs.Put(j.buf)
+		p.bufs.put(j.buf, j.data)
 		j.buf, j.data = nil, nil
 	}
 	if j.cost > 0 {
@@ -300,7 +300,7 @@ func (p *restorePipe) fetch(j *restoreJob, src *spanSource, scratch *[]byte) {
 		j.err = context.Cause(p.ctx)
 		return
 	}
-	j.buf = p.bufs.Get().(*[]byte)
+	j.buf = p.bufs.get()
 	var from sealedSource
 	if src != nil {
 		from = src

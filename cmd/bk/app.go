@@ -173,7 +173,7 @@ func (a *app) open(ctx context.Context) (*repo.Repository, error) {
 	}
 	r, err := repo.Open(ctx, be, pw, opts)
 	clear(pw)
-	// The key derivation's 128 MiB are garbage now; hand them back to the
+	// The key derivation's 64 MiB are garbage now; hand them back to the
 	// OS so they do not add to the peak memory of the work that follows.
 	debug.FreeOSMemory()
 	if err != nil {
