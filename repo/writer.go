@@ -137,8 +137,8 @@ func (s *session) openScope(name, host string, p *Progress) (*snapScope, error) 
 }
 
 // closeScope ends a snapshot's scope. When the snapshot was saved, its base
-// cache keeps exactly its chunks: tomorrow's bases. The cache is an
-// optimisation; failing to trim it fails nothing.
+// cache keeps the packs that hold its chunks: tomorrow's bases. The cache
+// is an optimisation; failing to trim it fails nothing.
 func (s *session) closeScope(sc *snapScope, saved bool) {
 	s.scopeMu.Lock()
 	delete(s.scopes, sc)
@@ -147,8 +147,14 @@ func (s *session) closeScope(sc *snapScope, saved bool) {
 		return
 	}
 	sc.curMu.Lock()
-	defer sc.curMu.Unlock()
-	_ = sc.cache.Retain(func(id crypt.ID) bool { _, ok := sc.current[id]; return ok })
+	packs := make(map[crypt.ID]struct{})
+	for id := range sc.current {
+		if loc, ok := s.r.idx.Lookup(id); ok {
+			packs[loc.Pack.ID] = struct{}{}
+		}
+	}
+	sc.curMu.Unlock()
+	_ = sc.cache.Retain(func(p crypt.ID) bool { _, ok := packs[p]; return ok })
 }
 
 // noteCurrent records that the snapshot uses chunk id, so the base cache
@@ -427,7 +433,8 @@ func (s *session) upload(pw *pack.Writer) error {
 }
 
 // cachePack puts the stored data blobs of a pack into the base caches of
-// the snapshots that use them.
+// the snapshots that use them: for each, the span of the pack from the
+// first to the last blob it uses.
 func (s *session) cachePack(id crypt.ID, data []byte, entries []pack.Entry) {
 	s.scopeMu.Lock()
 	defer s.scopeMu.Unlock()
@@ -435,10 +442,17 @@ func (s *session) cachePack(id crypt.ID, data []byte, entries []pack.Entry) {
 		if sc.cache == nil {
 			continue
 		}
+		start, end := int64(-1), int64(0)
 		for _, e := range entries {
 			if e.Type == pack.DataBlob && sc.uses(e.ID) {
-				_ = sc.cache.Put(e.ID, id, e.Offset, data[e.Offset:e.Offset+e.Length])
+				if start < 0 {
+					start = e.Offset
+				}
+				start, end = min(start, e.Offset), max(end, e.Offset+e.Length)
 			}
+		}
+		if start >= 0 {
+			_ = sc.cache.Put(id, start, data[start:end])
 		}
 	}
 }

@@ -1,8 +1,11 @@
 // Package blobcache keeps sealed data blobs on local disk so that the next
 // snapshot of a source finds its delta bases without fetching them from a
-// remote repository. Entries hold the blob exactly as it is stored in its
-// pack (still encrypted), named by blob ID. The cache is bounded in size and
-// safe to delete at any time: a missing, stale or damaged entry is a miss.
+// remote repository. An entry is one file per pack, named by the pack ID:
+// a span of the pack's bytes exactly as stored (still encrypted) that holds
+// the blobs the source used from it. One file per pack, not per blob, keeps
+// the cost of filling the cache to a write per 16 MiB. The cache is bounded
+// in size and safe to delete at any time: a missing, stale or damaged entry
+// is a miss, and the reader authenticates every blob it takes from it.
 package blobcache
 
 import (
@@ -19,7 +22,7 @@ import (
 	"github.com/bk-backup/bk/crypt"
 )
 
-// header is the pack ID and the blob's offset in it, before the sealed bytes.
+// header is the pack ID and the span's offset in it, before the span.
 const header = crypt.IDSize + 8
 
 // Cache is a folder of cached blobs. Its methods are safe for concurrent use
@@ -37,29 +40,43 @@ func Open(dir string, max int64) (*Cache, error) {
 	return &Cache{dir: dir, max: max}, nil
 }
 
-func (c *Cache) path(id crypt.ID) string {
-	s := id.String()
+func (c *Cache) path(pack crypt.ID) string {
+	s := pack.String()
 	return filepath.Join(c.dir, s[:2], s)
 }
 
-// Get returns the sealed bytes of blob id if the cache holds it as stored at
-// offset off of pack p, with the given length.
-// A nil Cache holds nothing.
+// Get returns the sealed bytes at offset off of pack p, length bytes long,
+// if the cache holds that part of the pack; id, the blob stored there, is
+// not checked here (the caller authenticates the blob). A nil Cache holds
+// nothing.
 func (c *Cache) Get(id, p crypt.ID, off, length int64) ([]byte, bool) {
-	if c == nil {
+	if c == nil || off < 0 || length < 0 {
 		return nil, false
 	}
-	b, err := os.ReadFile(c.path(id))
-	if err != nil || int64(len(b)) != header+length || !bytes.Equal(b[:crypt.IDSize], p[:]) ||
-		int64(binary.LittleEndian.Uint64(b[crypt.IDSize:header])) != off {
+	f, err := os.Open(c.path(p))
+	if err != nil {
 		return nil, false
 	}
-	return b[header:], true
+	defer f.Close()
+	var hdr [header]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil || !bytes.Equal(hdr[:crypt.IDSize], p[:]) {
+		return nil, false
+	}
+	start := int64(binary.LittleEndian.Uint64(hdr[crypt.IDSize:]))
+	if off < start {
+		return nil, false
+	}
+	b := make([]byte, length)
+	if n, _ := f.ReadAt(b, header+off-start); int64(n) != length {
+		return nil, false
+	}
+	return b, true
 }
 
-// Put stores the sealed bytes of blob id, which lie at offset off of pack p.
-func (c *Cache) Put(id, p crypt.ID, off int64, sealed []byte) error {
-	path := c.path(id)
+// Put stores span, the bytes of pack p from offset off on, replacing what
+// the cache held of p.
+func (c *Cache) Put(p crypt.ID, off int64, span []byte) error {
+	path := c.path(p)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("blob cache: %w", err)
 	}
@@ -72,7 +89,7 @@ func (c *Cache) Put(id, p crypt.ID, off int64, sealed []byte) error {
 	binary.LittleEndian.PutUint64(hdr[crypt.IDSize:], uint64(off))
 	_, err = f.Write(hdr[:])
 	if err == nil {
-		_, err = f.Write(sealed)
+		_, err = f.Write(span)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -87,9 +104,9 @@ func (c *Cache) Put(id, p crypt.ID, off int64, sealed []byte) error {
 	return nil
 }
 
-// Retain removes every entry for which keep returns false, then the oldest
-// entries until the cache fits its bound.
-func (c *Cache) Retain(keep func(crypt.ID) bool) error {
+// Retain removes the entry of every pack for which keep returns false, then
+// the oldest entries until the cache fits its bound.
+func (c *Cache) Retain(keep func(pack crypt.ID) bool) error {
 	type entry struct {
 		path string
 		size int64

@@ -20,38 +20,52 @@ func TestPutGetRetain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed := bytes.Repeat([]byte("s"), 100)
-	if err := c.Put(id(1), id(9), 37, sealed); err != nil {
+	// Pack 9 from offset 37 on: two blobs of 100 bytes with 10 between.
+	span := append(append(bytes.Repeat([]byte("a"), 100), bytes.Repeat([]byte("-"), 10)...), bytes.Repeat([]byte("b"), 100)...)
+	if err := c.Put(id(9), 37, span); err != nil {
 		t.Fatal(err)
 	}
-	if got, ok := c.Get(id(1), id(9), 37, 100); !ok || !bytes.Equal(got, sealed) {
-		t.Fatal("cached blob not returned")
+	for _, tc := range []struct {
+		off, len int64
+		want     []byte
+	}{{37, 100, span[:100]}, {147, 100, span[110:]}, {37, 210, span}} {
+		if got, ok := c.Get(id(1), id(9), tc.off, tc.len); !ok || !bytes.Equal(got, tc.want) {
+			t.Fatalf("Get(%d, %d) = %q, %v", tc.off, tc.len, got, ok)
+		}
 	}
-	// A blob that moved (another pack, offset or length) is a miss.
+	// Another pack, or bytes outside the span, are a miss.
 	for _, tc := range []struct {
 		p        crypt.ID
 		off, len int64
-	}{{id(8), 37, 100}, {id(9), 38, 100}, {id(9), 37, 99}} {
+	}{{id(8), 37, 100}, {id(9), 36, 100}, {id(9), 148, 100}, {id(9), -1, 10}} {
 		if _, ok := c.Get(id(1), tc.p, tc.off, tc.len); ok {
-			t.Fatalf("stale entry served for %+v", tc)
+			t.Fatalf("entry served for %+v", tc)
 		}
-	}
-	if _, ok := c.Get(id(2), id(9), 37, 100); ok {
-		t.Fatal("missing blob served")
 	}
 	var nilCache *Cache
 	if _, ok := nilCache.Get(id(1), id(9), 37, 100); ok {
 		t.Fatal("nil cache served a blob")
 	}
-	_ = c.Put(id(2), id(9), 200, sealed)
-	if err := c.Retain(func(x crypt.ID) bool { return x == id(2) }); err != nil {
+	// A pack whose file names another pack is a miss.
+	if err := os.MkdirAll(filepath.Dir(c.path(id(7))), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(c.path(id(9)), c.path(id(7))); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Get(id(1), id(7), 37, 100); ok {
+		t.Fatal("an entry stored for another pack was served")
+	}
+	_ = c.Put(id(9), 37, span)
+	_ = c.Put(id(10), 0, span)
+	if err := c.Retain(func(p crypt.ID) bool { return p == id(10) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := c.Get(id(1), id(9), 37, 100); ok {
-		t.Fatal("Retain kept a blob it was told to drop")
+		t.Fatal("Retain kept a pack it was told to drop")
 	}
-	if _, ok := c.Get(id(2), id(9), 200, 100); !ok {
-		t.Fatal("Retain dropped a kept blob")
+	if _, ok := c.Get(id(1), id(10), 0, 100); !ok {
+		t.Fatal("Retain dropped a kept pack")
 	}
 }
 
@@ -61,7 +75,7 @@ func TestRetainBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := byte(1); i <= 5; i++ {
-		if err := c.Put(id(i), id(9), 37, make([]byte, 60)); err != nil {
+		if err := c.Put(id(i), 37, make([]byte, 60)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,7 +97,7 @@ func TestRetainBound(t *testing.T) {
 func TestDeletedCacheIsAMiss(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "c")
 	c, _ := Open(dir, 1<<20)
-	_ = c.Put(id(1), id(9), 37, []byte("x"))
+	_ = c.Put(id(9), 37, []byte("x"))
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
