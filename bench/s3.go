@@ -42,10 +42,12 @@ type s3Result struct {
 	Local    []s3Run `json:"local"`
 	S3       []s3Run `json:"s3"`
 	// Verified says bk restored night 2 from S3 byte for byte (untimed).
-	Verified bool    `json:"verified"`
-	Seconds  float64 `json:"seconds"` // wall time of the whole section
-	Skipped  string  `json:"skipped,omitempty"`
-	Error    string  `json:"error,omitempty"`
+	Verified bool `json:"verified"`
+	// Fetch is the cost of a base fetch from each repository, by depth.
+	Fetch   []s3FetchDepth `json:"base_fetch,omitempty"`
+	Seconds float64        `json:"seconds"` // wall time of the whole section
+	Skipped string         `json:"skipped,omitempty"`
+	Error   string         `json:"error,omitempty"`
 }
 
 // s3Run is one timed run of bk; ServerCPUSec is the CPU time versitygw used
@@ -234,6 +236,10 @@ func (res *s3Result) run(ctx context.Context, o options, work, orig string, bk *
 				return err
 			}
 		}
+	}
+	fmt.Fprintf(progress, "bench: s3: base fetch from both repositories\n")
+	if res.Fetch, err = benchS3Fetch(ctx, local.repo, loc[remote], gw, o.fetchSamples, o.seed); err != nil {
+		return fmt.Errorf("base fetch: %w", err)
 	}
 	fmt.Fprintf(progress, "bench: s3: verify the restore of night 2 from S3\n")
 	if err := remote.verifyStream(ctx, remote.restArgs, night2); err != nil {
@@ -573,6 +579,7 @@ func printS3(w io.Writer, res *s3Result) {
 		fmt.Fprintln(w, "bk restored night 2 from S3 byte for byte (SHA-256 checked, untimed)")
 	}
 	fmt.Fprintln(w, "snapshots: open the repository (key derivation included) and list; cold: BK_CACHE_DIR deleted first")
+	printS3Fetch(w, res.Fetch)
 	if res.Error != "" {
 		fmt.Fprintf(w, "s3 FAILED: %s\n", firstLine(res.Error))
 	}

@@ -31,8 +31,10 @@
 //     complete file into place). Servers that are only eventually consistent
 //     are not supported: a repository on one may lose track of fresh files.
 //
-// The backend sends Content-MD5 with every PUT and every part of a multipart
-// upload, so the server rejects a body corrupted in transit, and it counts
+// Every PUT and every part of a multipart upload carries a checksum, so the
+// server rejects a body corrupted in transit: over HTTPS (and without keys)
+// Content-MD5; over plain HTTP the SigV4 streaming signature, a signed
+// SHA-256 of every 64 KiB chunk, which makes an MD5 redundant. It counts
 // the bytes the caller's reader yields, so a reader that yields more or fewer
 // bytes than announced fails the put before the object is completed. Objects
 // larger than the part size (16 MiB) go up as multipart uploads.

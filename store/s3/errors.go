@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -317,15 +318,19 @@ func (s *scrubber) scrub(msg string) string {
 
 // recordingProvider hands out the values of creds and records each in a
 // scrubber, so that no message shows them, even after a refresh.
+// It also records whether the last value was anonymous (no keys), in which
+// case requests go unsigned.
 type recordingProvider struct {
-	creds   *credentials.Credentials
-	secrets *scrubber
+	creds     *credentials.Credentials
+	secrets   *scrubber
+	anonymous atomic.Bool
 }
 
 // RetrieveWithCredContext returns the current value of the credentials.
 func (p *recordingProvider) RetrieveWithCredContext(cc *credentials.CredContext) (credentials.Value, error) {
 	v, err := p.creds.GetWithContext(cc)
 	p.secrets.add(v.AccessKeyID, v.SecretAccessKey, v.SessionToken)
+	p.anonymous.Store(v.AccessKeyID == "" || v.SecretAccessKey == "")
 	if err != nil {
 		return v, errors.New(p.secrets.scrub(err.Error()))
 	}

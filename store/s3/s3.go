@@ -44,6 +44,7 @@ type Backend struct {
 	policy    retryPolicy
 	partSize  uint64
 	listPage  int // MaxKeys of a list request; 0: the server's default
+	creds     *recordingProvider
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -152,8 +153,9 @@ func newBackend(cfg Config) (*Backend, error) {
 		LookupPath: minio.BucketLookupPath,
 		LookupDNS:  minio.BucketLookupDNS,
 	}[cfg.Lookup]
+	b.creds = &recordingProvider{creds: creds, secrets: b.secrets}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:        credentials.New(&recordingProvider{creds: creds, secrets: b.secrets}),
+		Creds:        credentials.New(b.creds),
 		Secure:       cfg.Secure,
 		Transport:    transport,
 		Region:       cfg.Region,
@@ -259,7 +261,7 @@ func rel(h store.Handle) string {
 func subdir(name string) string { return name[:min(2, len(name))] }
 
 // Put uploads the file: in a single PUT up to the part size, as a multipart
-// upload above it, with Content-MD5 either way. The object appears only
+// upload above it, with a checksum either way (see sendMD5). The object appears only
 // when the upload completes. If rd yields more or fewer than size bytes, or
 // fails, the put fails and the object is left as it was. On a transient
 // error the put starts again after rd.Seek(0, io.SeekStart).
@@ -273,7 +275,7 @@ func (b *Backend) Put(ctx context.Context, h store.Handle, rd io.ReadSeeker, siz
 	}
 	opts := minio.PutObjectOptions{
 		ContentType:    "application/octet-stream",
-		SendContentMd5: true,
+		SendContentMd5: b.sendMD5(),
 		PartSize:       b.partSize,
 	}
 	if h.Type == store.PackFile {
@@ -315,6 +317,16 @@ func (b *Backend) Put(ctx context.Context, h store.Handle, rd io.ReadSeeker, siz
 		}
 		return nil
 	})
+}
+
+// sendMD5 says whether puts carry Content-MD5. Over plain HTTP with keys,
+// minio-go signs the body itself (SigV4 streaming: a SHA-256 signature per
+// 64 KiB chunk, which the server checks), so an MD5 would only repeat that
+// check at the cost of a second pass over every pack. Over HTTPS the body
+// is not signed, and without keys nothing is: then Content-MD5 is the
+// checksum.
+func (b *Backend) sendMD5() bool {
+	return b.cfg.Secure || b.creds.anonymous.Load()
 }
 
 // sizedReader passes on the bytes of r and fails unless r yields exactly

@@ -268,7 +268,9 @@ func listNames(t testing.TB, b store.Backend, typ store.FileType) map[string]boo
 }
 
 // TestMultipart puts a file of several parts and checks that it went up as
-// a multipart upload with Content-MD5 on every part.
+// a multipart upload with a checksum on every part: over plain http, as
+// here, the SigV4 streaming signature (a signed SHA-256 per chunk) and no
+// Content-MD5, which would only repeat it.
 func TestMultipart(t *testing.T) {
 	srv := s3test.Start(t)
 	p := newProxy(t, srv, nil)
@@ -284,8 +286,9 @@ func TestMultipart(t *testing.T) {
 	for _, r := range p.requests() {
 		if r.method == http.MethodPut && r.query.Has("partNumber") {
 			parts++
-			if r.contentMD5 == "" {
-				t.Errorf("part %s without Content-MD5", r.query.Get("partNumber"))
+			if !strings.HasPrefix(r.sha256, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") || r.contentMD5 != "" {
+				t.Errorf("part %s: X-Amz-Content-Sha256 %q, Content-MD5 %q; want a streaming signature and no MD5",
+					r.query.Get("partNumber"), r.sha256, r.contentMD5)
 			}
 		}
 	}
@@ -343,6 +346,36 @@ func TestContentMD5(t *testing.T) {
 	if got, err := store.ReadAll(t.Context(), b, h); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("get: %d bytes, err %v; want the %d put", len(got), err, len(data))
 	}
+}
+
+// TestSignedPayload corrupts the body of a put over plain http, which
+// carries no Content-MD5: the streaming signature makes the server reject
+// it, so the corrupt bytes are never stored.
+func TestSignedPayload(t *testing.T) {
+	srv := s3test.Start(t)
+	p := newProxy(t, srv, func(n int, r *http.Request) fault {
+		if r.Method == http.MethodPut && n == 1 {
+			return corrupt
+		}
+		return pass
+	})
+	b := open(t, p.config(s3test.NewBucket(t, srv)))
+	data := randomBytes(100 << 10)
+	h := store.Handle{Type: store.IndexFile, Name: "abcd"}
+	p.reset()
+	err := b.Put(t.Context(), h, bytes.NewReader(data), int64(len(data)))
+	reqs := p.requests()
+	if len(reqs) == 0 || reqs[0].status < 400 || reqs[0].contentMD5 != "" {
+		t.Fatalf("requests %v, want the corrupt put rejected, without Content-MD5", reqs)
+	}
+	got, gerr := store.ReadAll(t.Context(), b, h)
+	switch {
+	case err == nil && (gerr != nil || !bytes.Equal(got, data)):
+		t.Fatalf("put succeeded, get: %d bytes, err %v; want the %d put", len(got), gerr, len(data))
+	case err != nil && !errors.Is(gerr, store.ErrNotFound):
+		t.Fatalf("put failed (%v), get: %d bytes, err %v; want no object", err, len(got), gerr)
+	}
+	t.Logf("put: %v", err)
 }
 
 // TestUntrustedCertificate connects over https to a server whose
@@ -610,7 +643,8 @@ type request struct {
 	method     string
 	query      url.Values
 	contentMD5 string
-	status     int // of the answer; 0 if the connection was reset
+	sha256     string // X-Amz-Content-Sha256
+	status     int    // of the answer; 0 if the connection was reset
 }
 
 func (r request) String() string {
@@ -710,7 +744,8 @@ func (p *proxy) count(match func(request) bool) int {
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	i := len(p.reqs)
-	p.reqs = append(p.reqs, request{method: r.Method, query: r.URL.Query(), contentMD5: r.Header.Get("Content-MD5")})
+	p.reqs = append(p.reqs, request{method: r.Method, query: r.URL.Query(), contentMD5: r.Header.Get("Content-MD5"),
+		sha256: r.Header.Get("X-Amz-Content-Sha256")})
 	f := pass
 	if p.fault != nil {
 		f = p.fault(i+1, r)
