@@ -77,12 +77,26 @@ var permanentHints = map[string]string{
 	"InvalidBucketName":            "invalid bucket name",
 }
 
+// bodyRejected marks a put whose body the server found not to match its
+// signature although the same keys have worked: the body was damaged on its
+// way, and another attempt may get through.
+type bodyRejected struct{ err error }
+
+func (e bodyRejected) Error() string {
+	return "the server rejected the body's checksum (corrupted in transit?): " + e.err.Error()
+}
+
+func (e bodyRejected) Unwrap() error { return e.err }
+
 // classify decides whether err, the error of one attempt, is worth another
 // attempt.
 func classify(ctx context.Context, err error) verdict {
 	var fe finalError
 	if errors.As(err, &fe) {
 		return verdict{kind: final}
+	}
+	if ctx.Err() == nil && errors.As(err, new(bodyRejected)) {
+		return verdict{kind: transient}
 	}
 	if ctx.Err() != nil {
 		return verdict{kind: stopped}
@@ -206,6 +220,7 @@ func (b *Backend) retry(ctx context.Context, op, what string, attempt func(n int
 	for n := 1; ; n++ {
 		err := attempt(n)
 		if err == nil {
+			b.keysWork.Store(true)
 			return nil
 		}
 		v := classify(ctx, err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -45,6 +46,7 @@ type Backend struct {
 	partSize  uint64
 	listPage  int // MaxKeys of a list request; 0: the server's default
 	creds     *recordingProvider
+	keysWork  atomic.Bool // a request has succeeded with the current keys
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -309,6 +311,11 @@ func (b *Backend) Put(ctx context.Context, h store.Handle, rd io.ReadSeeker, siz
 			return finalError{sr.err}
 		case err != nil:
 			prev = err
+			if minio.ToErrorResponse(err).Code == "SignatureDoesNotMatch" && b.keysWork.Load() {
+				// Over plain HTTP the body is signed chunk by chunk; with
+				// keys that work, a mismatch means a damaged body.
+				return bodyRejected{err}
+			}
 			return err
 		case info.Size != size:
 			// Not expected: the reader was checked. Do not leave a wrong object.
