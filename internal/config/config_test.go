@@ -246,23 +246,6 @@ func TestConfigAllProblemsReported(t *testing.T) {
 	}
 }
 
-func TestCheckCalendar(t *testing.T) {
-	good := []string{"daily", "Hourly", "minutely", "weekly", "monthly", "yearly", "annually", "quarterly", "semiannually",
-		"Mon..Fri 22:30", "Sat,Sun 10:00", "*-*-* 02:00:00", "*:0/15", "2026-01-01 00:00", "*-02~03", "Mon *-05~07/1",
-		"*-*-* 02:00 UTC", "Wed 18:00:00.5 Europe/Berlin", "03-15", "Mon,Wed..Fri *-*-1,15 4:00"}
-	for _, s := range good {
-		if err := CheckCalendar(s); err != nil {
-			t.Errorf("%q: %v", s, err)
-		}
-	}
-	bad := []string{"", "dayly", "every day", "25:00", "*-13-01", "Mon..Fri 10", "*:0/0", "*-*-* 02:00 UTC extra", "12:60"}
-	for _, s := range bad {
-		if err := CheckCalendar(s); err == nil {
-			t.Errorf("%q accepted", s)
-		}
-	}
-}
-
 func TestConfigValidatePasswordFiles(t *testing.T) {
 	path, pass := exampleFile(t, 0o644, "")
 	c, err := Load(path)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/bk-backup/bk/internal/schedule"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -459,7 +460,7 @@ func (l *loader) job(path []string, name string, m map[string]any) *Job {
 	}{{"schedule", &j.Schedule}, {"prune_schedule", &j.PruneSchedule}, {"check_schedule", &j.CheckSchedule}} {
 		*k.dst = l.str(path, m, k.key)
 		if *k.dst != "" {
-			if err := CheckCalendar(*k.dst); err != nil {
+			if err := schedule.CheckCalendar(*k.dst); err != nil {
 				l.errf(append(slices.Clone(path), k.key), "%s: %v", k.key, err)
 			}
 		}

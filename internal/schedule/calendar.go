@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,11 +35,15 @@ var weekdays = map[string]int{
 // every consumer understands.
 const hint = `use a shorthand such as "daily" or a form such as "Mon *-*-* 02:30" or "03:15"`
 
-// CheckCalendar is a quick syntactic check of a calendar expression that
-// needs no systemd: it rejects blank expressions, characters that never
-// appear in one, and words that are neither shorthands, weekday names nor
-// a trailing time zone. It accepts some expressions systemd rejects;
-// VerifyCalendar is the authoritative check. Errors match ErrInvalid.
+// CheckCalendar checks the form of a systemd OnCalendar expression without
+// systemd: a shorthand (minutely, hourly, daily, weekly, monthly, yearly,
+// annually, quarterly, semiannually) or "[WEEKDAYS] [[YEAR-]MONTH-DAY]
+// [HH:MM[:SS]]", either followed by an optional time zone; each date and
+// time component a number within its range, "*", a list (a,b), a range
+// (a..b) or a repetition (a/n). It also rejects characters that never
+// appear in an expression, so one cannot break out of a unit file line.
+// It accepts some expressions systemd rejects; VerifyCalendar is the
+// authoritative check. Errors match ErrInvalid.
 func CheckCalendar(expr string) error {
 	if hasControl(expr) {
 		return fmt.Errorf("%w: calendar expression %q contains a control character", ErrInvalid, expr)
@@ -47,9 +52,12 @@ func CheckCalendar(expr string) error {
 	if e == "" {
 		return fmt.Errorf("%w: blank calendar expression; %s", ErrInvalid, hint)
 	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: calendar expression %q: %s; %s", ErrInvalid, expr, fmt.Sprintf(format, args...), hint)
+	}
 	for _, r := range e {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(" *:,./~+-_", r)) {
-			return fmt.Errorf("%w: calendar expression %q: unexpected character %q; %s", ErrInvalid, expr, r, hint)
+			return bad("unexpected character %q", r)
 		}
 	}
 	fields := strings.Fields(e)
@@ -61,12 +69,128 @@ func CheckCalendar(expr string) error {
 			return nil
 		}
 	}
-	for _, f := range fields {
-		for w := range strings.FieldsFuncSeq(f, func(r rune) bool { return !isLetter(r) }) {
-			if _, ok := weekdays[strings.ToLower(w)]; !ok {
-				return fmt.Errorf("%w: calendar expression %q: %q is not a weekday or shorthand; %s", ErrInvalid, expr, w, hint)
+	i := 0
+	if i < len(fields) && isWeekdays(fields[i]) {
+		i++
+	}
+	if i < len(fields) && !strings.Contains(fields[i], ":") && strings.ContainsAny(fields[i], "-~") && startsNumeric(fields[i]) {
+		if err := checkDate(fields[i]); err != nil {
+			return bad("date %q: %v", fields[i], err)
+		}
+		i++
+	}
+	if i < len(fields) && strings.Contains(fields[i], ":") {
+		if err := checkTime(fields[i]); err != nil {
+			return bad("time %q: %v", fields[i], err)
+		}
+		i++
+	}
+	switch {
+	case i == 0:
+		return bad("%q is not a weekday, shorthand, date or time", fields[0])
+	case i < len(fields):
+		return bad("unexpected %q", fields[i])
+	}
+	return nil
+}
+
+// startsNumeric reports whether s begins like a date component.
+func startsNumeric(s string) bool {
+	return s != "" && (s[0] == '*' || s[0] >= '0' && s[0] <= '9')
+}
+
+// isWeekdays reports whether s is a weekday list: names, ranges a..b, commas.
+func isWeekdays(s string) bool {
+	for item := range strings.SplitSeq(strings.ToLower(s), ",") {
+		a, b, isRange := strings.Cut(item, "..")
+		_, okA := weekdays[a]
+		_, okB := weekdays[b]
+		if !okA || isRange && !okB {
+			return false
+		}
+	}
+	return true
+}
+
+// checkDate checks [YEAR-]MONTH-DAY, where '~' may replace the last '-'
+// (days counted from the end of the month).
+func checkDate(s string) error {
+	parts := strings.FieldsFunc(s, func(r rune) bool { return r == '-' || r == '~' })
+	if strings.Count(s, "~") > 1 || len(parts) < 2 || len(parts) > 3 || strings.Contains(s, "--") {
+		return errors.New("want YEAR-MONTH-DAY or MONTH-DAY")
+	}
+	names, limits := []string{"month", "day"}, [][2]int{{1, 12}, {1, 31}}
+	if len(parts) == 3 {
+		names, limits = append([]string{"year"}, names...), append([][2]int{{1970, 2199}}, limits...)
+	}
+	for i, p := range parts {
+		if err := checkComponent(names[i], p, limits[i][0], limits[i][1], false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTime checks HH:MM[:SS[.frac]].
+func checkTime(s string) error {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return errors.New("want HH:MM or HH:MM:SS")
+	}
+	names, limits := []string{"hour", "minute", "second"}, [][2]int{{0, 23}, {0, 59}, {0, 60}}
+	for i, p := range parts {
+		if err := checkComponent(names[i], p, limits[i][0], limits[i][1], i == 2); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkComponent checks one date or time component, called name: "*" or
+// numbers within [lo, hi], as lists (a,b), ranges (a..b) and repetitions
+// (a/n).
+func checkComponent(name, s string, lo, hi int, fraction bool) error {
+	if s == "" {
+		return errors.New("empty component")
+	}
+	for item := range strings.SplitSeq(s, ",") {
+		base, step, hasStep := strings.Cut(item, "/")
+		if hasStep {
+			if n, err := strconv.Atoi(step); err != nil || n < 1 {
+				return fmt.Errorf("bad repetition %q", item)
 			}
 		}
+		if base == "*" {
+			continue
+		}
+		a, b, isRange := strings.Cut(base, "..")
+		vals := []string{a}
+		if isRange {
+			vals = append(vals, b)
+		}
+		for _, v := range vals {
+			if err := checkNumber(v, lo, hi, fraction); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkNumber checks a number within [lo, hi] (with a fraction when allowed).
+func checkNumber(s string, lo, hi int, fraction bool) error {
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	n, err := strconv.Atoi(whole)
+	if err != nil || whole == "" || whole[0] == '+' || whole[0] == '-' {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	if hasFrac {
+		if _, ferr := strconv.Atoi(frac); !fraction || ferr != nil || frac == "" {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("%d is out of range %d..%d", n, lo, hi)
 	}
 	return nil
 }

@@ -205,12 +205,15 @@ func TestCheckCalendar(t *testing.T) {
 	for _, ok := range []string{
 		"daily", "Weekly", "Mon", "mon 3:00", "Mon..Fri 02:30", "Mon,Wed *-*-* 02:00",
 		"*-*-* *:0/15", "daily UTC", "Sun 04:00 Europe/Berlin", "*-*~1 02:00", "2026-01-01 00:00:00",
+		"Hourly", "minutely", "semiannually", "Sat,Sun 10:00", "*:0/15", "2026-01-01 00:00", "*-02~03",
+		"Mon *-05~07/1", "*-*-* 02:00 UTC", "Wed 18:00:00.5 Europe/Berlin", "03-15", "Mon,Wed..Fri *-*-1,15 4:00",
 	} {
 		if err := CheckCalendar(ok); err != nil {
 			t.Errorf("CheckCalendar(%q) = %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", " ", "garbage", "every day", "03:00; rm -rf /", `"daily"`, "daily\n"} {
+	for _, bad := range []string{"", " ", "garbage", "every day", "03:00; rm -rf /", `"daily"`, "daily\n",
+		"dayly", "25:00", "*-13-01", "Mon..Fri 10", "*:0/0", "*-*-* 02:00 UTC extra", "12:60"} {
 		if err := CheckCalendar(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("CheckCalendar(%q) = %v; want ErrInvalid", bad, err)
 		}
