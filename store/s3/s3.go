@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -298,17 +299,20 @@ func (b *Backend) Put(ctx context.Context, h store.Handle, rd io.ReadSeeker, siz
 			}
 		}
 		var body io.Reader = sr
+		failed := func() error { return sr.err }
 		if ra, ok := rd.(io.ReaderAt); ok {
 			base, err := rd.Seek(0, io.SeekCurrent)
 			if err != nil {
 				return finalError{fmt.Errorf("find the reader's position: %w", err)}
 			}
-			body = &sizedReaderAt{sizedReader: sr, ra: ra, base: base}
+			sra := &sizedReaderAt{sizedReader: sr, ra: ra, base: base}
+			// Parts may still be read after a failed PutObject returns.
+			body, failed = sra, sra.failed
 		}
 		info, err := b.client.PutObject(ctx, b.cfg.Bucket, key, body, size, opts)
 		switch {
-		case sr.err != nil:
-			return finalError{sr.err}
+		case failed() != nil:
+			return finalError{failed()}
 		case err != nil:
 			prev = err
 			if minio.ToErrorResponse(err).Code == "SignatureDoesNotMatch" && b.keysWork.Load() {
@@ -383,18 +387,40 @@ func (s *sizedReader) Read(p []byte) (int, error) {
 // it and then send it; any other body it first copies into a new buffer of
 // the object's size, which for packs costs more CPU than the upload.
 // ReadAt applies the same check as Read: the reader must hold exactly size
-// bytes from base, its position when the put started.
+// bytes from base, its position when the put started. minio-go sends the
+// parts of a multipart upload in parallel, so ReadAt may run concurrently;
+// the first failure it records is guarded by mu (the caller reads err once
+// PutObject has returned).
 type sizedReaderAt struct {
 	*sizedReader
 	ra   io.ReaderAt
 	base int64
+	mu   sync.Mutex
+}
+
+// fail records err as the reader's failure unless one is recorded, and
+// returns the recorded one.
+func (s *sizedReaderAt) fail(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+	return s.err
+}
+
+// failed returns the recorded failure, or nil.
+func (s *sizedReaderAt) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // ReadAt reads at off, which counts from the start of the underlying
 // reader, as minio-go's Seek(0, io.SeekCurrent) and SectionReader do.
 func (s *sizedReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if s.err != nil {
-		return 0, s.err
+	if err := s.failed(); err != nil {
+		return 0, err
 	}
 	rel := off - s.base
 	if rel < 0 {
@@ -409,16 +435,13 @@ func (s *sizedReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := s.ra.ReadAt(p, off)
 	switch {
 	case n < len(p) && (err == nil || err == io.EOF):
-		s.err = fmt.Errorf("reader yields %d bytes, want %d: %w", rel+int64(n), s.size, io.ErrUnexpectedEOF)
-		return n, s.err
+		return n, s.fail(fmt.Errorf("reader yields %d bytes, want %d: %w", rel+int64(n), s.size, io.ErrUnexpectedEOF))
 	case n < len(p):
-		s.err = fmt.Errorf("read: %w", err)
-		return n, s.err
+		return n, s.fail(fmt.Errorf("read: %w", err))
 	case rel+int64(n) == s.size:
 		var one [1]byte
 		if m, _ := s.ra.ReadAt(one[:], s.base+s.size); m > 0 {
-			s.err = fmt.Errorf("reader yields more than %d bytes", s.size)
-			return 0, s.err
+			return 0, s.fail(fmt.Errorf("reader yields more than %d bytes", s.size))
 		}
 	}
 	return n, nil
