@@ -26,7 +26,7 @@ type KDFParams struct {
 }
 
 // DefaultKDF is the scrypt cost for new key files: N=2^16, r=8, p=1, as
-// kopia uses. It needs 64 MiB and takes about 0.35 s per derivation on the
+// kopia uses. It needs 64 MiB and takes 0.2-0.4 s per derivation on the
 // 2-core development machine (N=2^17 doubled both, and the time was paid
 // by every command, timers included). Existing key files keep the cost
 // they were written with; `bk key add` writes new ones with this cost.
