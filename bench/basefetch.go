@@ -128,28 +128,46 @@ func (d *depths) of(id crypt.ID) (int, error) {
 	return d.memo[id], nil
 }
 
-// benchFetch loads a seeded sample of up to perDepth data blobs of every
-// chain depth from the repository, one at a time, with a warm page cache and
-// (on Linux) with the packs evicted from it before every load.
-func benchFetch(ctx context.Context, rp *repo.Repository, path string, perDepth int, seed uint64) (*fetchResult, error) {
-	res := &fetchResult{Repo: filepath.Base(path)}
+// dataBlobsByDepth groups the data blobs of rp for which keep (nil: all)
+// returns true by their delta chain depth, each group sorted by ID, and
+// returns how many there are.
+func dataBlobsByDepth(rp *repo.Repository, keep func(crypt.ID) bool) (map[int][]crypt.ID, int, error) {
 	var ids []crypt.ID
 	rp.Index().Each(func(loc index.Location) {
-		if loc.Entry.Type == pack.DataBlob {
+		if loc.Entry.Type == pack.DataBlob && (keep == nil || keep(loc.Entry.ID)) {
 			ids = append(ids, loc.Entry.ID)
 		}
 	})
 	slices.SortFunc(ids, func(a, b crypt.ID) int { return slices.Compare(a[:], b[:]) })
 	ids = slices.Compact(ids)
-	res.Blobs = len(ids)
 	byDepth := map[int][]crypt.ID{}
 	dp := newDepths(rp)
 	for _, id := range ids {
 		d, err := dp.of(id)
 		if err != nil {
-			return res, err
+			return nil, len(ids), err
 		}
 		byDepth[d] = append(byDepth[d], id)
+	}
+	return byDepth, len(ids), nil
+}
+
+// sampleOf returns a seeded random sample of up to n of ids.
+func sampleOf(rng *rand.Rand, ids []crypt.ID, n int) []crypt.ID {
+	sample := slices.Clone(ids)
+	rng.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
+	return sample[:min(n, len(sample))]
+}
+
+// benchFetch loads a seeded sample of up to perDepth data blobs of every
+// chain depth from the repository, one at a time, with a warm page cache and
+// (on Linux) with the packs evicted from it before every load.
+func benchFetch(ctx context.Context, rp *repo.Repository, path string, perDepth int, seed uint64) (*fetchResult, error) {
+	res := &fetchResult{Repo: filepath.Base(path)}
+	byDepth, n, err := dataBlobsByDepth(rp, nil)
+	res.Blobs = n
+	if err != nil {
+		return res, err
 	}
 	packs, err := packFiles(path)
 	if err != nil {
@@ -163,9 +181,7 @@ func benchFetch(ctx context.Context, rp *repo.Repository, path string, perDepth 
 		if len(all) == 0 {
 			continue
 		}
-		sample := slices.Clone(all)
-		rng.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
-		sample = sample[:min(perDepth, len(sample))]
+		sample := sampleOf(rng, all, perDepth)
 		fd := fetchDepth{Depth: d, Blobs: len(all), Sampled: len(sample)}
 		// Warm: every pack was read or written moments ago; one untimed
 		// pass makes sure the sample's chains are in the page cache.

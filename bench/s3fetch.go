@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"slices"
 	"time"
 
-	"github.com/bk-backup/bk/crypt"
 	"github.com/bk-backup/bk/repo"
-	"github.com/bk-backup/bk/repo/index"
 	"github.com/bk-backup/bk/repo/pack"
 	"github.com/bk-backup/bk/store/s3"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -59,33 +56,18 @@ func benchS3Fetch(ctx context.Context, localPath, url string, gw *versitygw, per
 	}
 
 	// Blobs both repositories hold, by their depth in the S3 one.
-	byDepth := map[int][]crypt.ID{}
-	dp := newDepths(rs)
-	var ids []crypt.ID
-	rs.Index().Each(func(loc index.Location) {
-		if loc.Entry.Type == pack.DataBlob && rl.Index().Has(loc.Entry.ID) {
-			ids = append(ids, loc.Entry.ID)
-		}
-	})
-	slices.SortFunc(ids, func(a, b crypt.ID) int { return slices.Compare(a[:], b[:]) })
-	ids = slices.Compact(ids)
-	for _, id := range ids {
-		d, err := dp.of(id)
-		if err != nil {
-			return nil, err
-		}
-		byDepth[d] = append(byDepth[d], id)
+	byDepth, _, err := dataBlobsByDepth(rs, rl.Index().Has)
+	if err != nil {
+		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x53f))
 	var out []s3FetchDepth
 	var buf []byte
 	for d := 0; d <= 64; d++ {
-		sample := slices.Clone(byDepth[d])
-		if len(sample) == 0 {
+		if len(byDepth[d]) == 0 {
 			continue
 		}
-		rng.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
-		sample = sample[:min(perDepth, len(sample))]
+		sample := sampleOf(rng, byDepth[d], perDepth)
 		fd := s3FetchDepth{Depth: d, Sampled: len(sample)}
 		for _, id := range sample { // untimed: the local packs into the page cache
 			if buf, err = rl.LoadBlob(ctx, pack.DataBlob, id, buf); err != nil {
